@@ -31,6 +31,7 @@ export function createLogger(level: string = 'info', destination?: DestinationSt
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination ?? pino.destination({ sync: false }),
+    // Synchronous: lines are per connection, not per message, and none may be lost at exit.
+    destination ?? pino.destination({ sync: true }),
   );
 }

@@ -8,7 +8,9 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import type { CertKeyType } from '../config/schema.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 export interface IssuedCertificate {
   /** PEM of the certificate alone. */
@@ -33,7 +35,7 @@ export interface CertificateRequest {
   notBeforeOffsetDays?: number;
 }
 
-function algorithmFor(keyType: CertKeyType): RsaHashedKeyGenParams | EcKeyGenParams {
+function algorithmFor(keyType: CertKeyType): webcrypto.RsaHashedKeyGenParams | webcrypto.EcKeyGenParams {
   switch (keyType) {
     case 'ecdsa-p256':
       return { name: 'ECDSA', namedCurve: 'P-256' };
@@ -48,9 +50,9 @@ function algorithmFor(keyType: CertKeyType): RsaHashedKeyGenParams | EcKeyGenPar
   }
 }
 
-function signingAlgorithm(keys: CryptoKeyPair): Algorithm | EcdsaParams {
+function signingAlgorithm(keys: CryptoKeyPair): webcrypto.Algorithm | webcrypto.EcdsaParams {
   return keys.privateKey.algorithm.name === 'ECDSA'
-    ? { name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams
+    ? { name: 'ECDSA', hash: 'SHA-256' } as webcrypto.EcdsaParams
     : { name: 'RSASSA-PKCS1-v1_5' };
 }
 
@@ -131,4 +133,39 @@ export function describeCertificate(pem: string | Buffer): { subjectAltNames: st
     serial: cert.serialNumber,
     issuer: cert.issuer,
   };
+}
+
+/**
+ * The zero-config certificate: made once, kept in `<dir>/cert.pem` + `<dir>/key.pem` and reused on later
+ * starts (so that clients that pinned it keep working), remade only when missing, unreadable or within 30
+ * days of expiry.
+ */
+export async function loadOrCreateSelfSigned(
+  dir: string,
+  names: string[],
+  logger: { info: (obj: object, msg: string) => void; warn: (obj: object, msg: string) => void },
+): Promise<{ cert: string; key: string; certFile: string; keyFile: string; created: boolean }> {
+  const { mkdir, readFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const { writeFileAtomic } = await import('../atomic-file.js');
+  const certFile = join(dir, 'cert.pem');
+  const keyFile = join(dir, 'key.pem');
+  try {
+    const [cert, key] = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);
+    const x = new X509Certificate(cert);
+    if (!x.checkPrivateKey(createPrivateKey(key))) throw new Error('key does not match certificate');
+    const notAfter = new Date(x.validTo);
+    if (notAfter.getTime() - Date.now() > 30 * 86_400_000) {
+      return { cert, key, certFile, keyFile, created: false };
+    }
+    logger.info({ certFile, notAfter: notAfter.toISOString() }, 'self-signed certificate expires soon; making a new one');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') logger.warn({ certFile, reason: (err as Error).message }, 'self-signed certificate unusable; making a new one');
+  }
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const made = await createCertificate({ commonName: names[0] ?? 'localhost', altNames: names, validDays: 825 });
+  await writeFileAtomic(keyFile, made.key, { mode: 0o600 });
+  await writeFileAtomic(certFile, made.cert, { mode: 0o644 });
+  return { cert: made.cert, key: made.key, certFile, keyFile, created: true };
 }

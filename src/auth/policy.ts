@@ -1,0 +1,60 @@
+/**
+ * Who may connect and what they may do: the current users (passwd) and ACL snapshots plus
+ * `allow_anonymous`. Reloads swap whole snapshots; the lookups here do no I/O.
+ */
+import type { Users } from './passwd.js';
+import type { Acl, ClientAcl } from './acl.js';
+
+export type AuthResult =
+  | { ok: true; username: string | undefined }
+  | { ok: false; reason: 'anonymous_refused' | 'bad_credentials' | 'no_password_file' };
+
+export class AccessPolicy {
+  #users: Users | undefined;
+  #acl: Acl | undefined;
+  #aclGeneration = 0;
+
+  constructor(
+    private readonly allowAnonymous: boolean,
+    users?: Users,
+    acl?: Acl,
+  ) {
+    this.#users = users;
+    this.#acl = acl;
+  }
+
+  setUsers(users: Users): void {
+    this.#users = users;
+  }
+
+  setAcl(acl: Acl): void {
+    this.#acl = acl;
+    this.#aclGeneration += 1;
+  }
+
+  /** Bumped on every ACL swap, so that per-client compiled rules know when to recompile. */
+  get aclGeneration(): number {
+    return this.#aclGeneration;
+  }
+
+  get userCount(): number {
+    return this.#users?.size ?? 0;
+  }
+
+  async authenticate(username: string | undefined, password: Buffer | undefined): Promise<AuthResult> {
+    if (username === undefined) {
+      return this.allowAnonymous ? { ok: true, username: undefined } : { ok: false, reason: 'anonymous_refused' };
+    }
+    if (this.#users === undefined) {
+      // Nothing to check a username against: only an open broker lets such a client in.
+      return this.allowAnonymous ? { ok: true, username } : { ok: false, reason: 'no_password_file' };
+    }
+    const ok = await this.#users.verify(username, password ?? Buffer.alloc(0));
+    return ok ? { ok: true, username } : { ok: false, reason: 'bad_credentials' };
+  }
+
+  /** The compiled rules for one client; undefined when no ACL file is configured (everything allowed). */
+  clientAcl(username: string | undefined, clientId: string): ClientAcl | undefined {
+    return this.#acl?.forClient(username, clientId);
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The composition root: builds every component from one Config, starts them in order and stops them in
+ * reverse. Nothing else lives here.
+ */
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import type { Config, ListenerConfig } from './config/schema.js';
+import type { Logger } from './log.js';
+import { AccessPolicy } from './auth/policy.js';
+import { loadPasswdFile } from './auth/passwd.js';
+import { loadAclFile } from './auth/acl.js';
+import { watchAndReload } from './auth/reloading.js';
+import { openPersistence } from './broker/persistence.js';
+import { Broker, type BrokerObserver } from './broker/broker.js';
+import { startListener, listenerName, type ListenerEvents, type RunningListener } from './broker/listeners.js';
+import { TlsContext } from './tls/context.js';
+import { serveCertificateFiles } from './certs/files.js';
+import { loadOrCreateSelfSigned } from './certs/self-signed.js';
+
+export interface RunningBroker {
+  readonly broker: Broker;
+  readonly listeners: RunningListener[];
+  /** Stop accepting, disconnect clients, flush persistence. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  observer?: BrokerObserver & ListenerEvents & { reloaded?(what: 'passwd' | 'acl' | 'certificate'): void };
+}
+
+type Closer = () => Promise<void> | void;
+
+export async function startBroker(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningBroker> {
+  const closers: Closer[] = [];
+  const closeAll = async (): Promise<void> => {
+    while (closers.length > 0) {
+      const close = closers.pop();
+      try {
+        await close?.();
+      } catch (err) {
+        logger.warn({ error: (err as Error).message }, 'error while shutting down');
+      }
+    }
+  };
+  const observer = options.observer ?? {};
+  try {
+    const policy = new AccessPolicy(config.allowAnonymous);
+    const authLog = logger.child({ component: 'auth' });
+    const watchAuthFile = async <T>(file: string, what: string, load: () => Promise<T>, apply: (value: T) => void, kind: 'passwd' | 'acl'): Promise<void> => {
+      // No last good value at start: a broken file stops the start with the reason, as mosquitto does.
+      apply(
+        await load().catch((err: Error) => {
+          throw new Error(`${what} ${file}: ${err.message}`, { cause: err });
+        }),
+      );
+      const watcher = watchAndReload({
+        files: [file],
+        load,
+        onLoad: (value) => {
+          apply(value);
+          observer.reloaded?.(kind);
+        },
+        logger: authLog,
+        what,
+      });
+      closers.push(() => watcher.close());
+    };
+    if (config.passwordFile !== undefined) {
+      const file = config.passwordFile;
+      await watchAuthFile(file, 'password file', () => loadPasswdFile(file, authLog), (users) => {
+        policy.setUsers(users);
+        authLog.info({ file, users: users.size }, 'password file loaded');
+      }, 'passwd');
+    }
+    if (config.aclFile !== undefined) {
+      const file = config.aclFile;
+      await watchAuthFile(file, 'ACL file', () => loadAclFile(file, authLog), (acl) => {
+        policy.setAcl(acl);
+        authLog.info({ file }, 'ACL file loaded');
+      }, 'acl');
+    }
+
+    const persistence = await openPersistence(config.persistence, config.persistenceLocation, logger.child({ component: 'persistence' }));
+    closers.push(() => persistence.close());
+
+    const broker = await Broker.create({ config, logger: logger.child({ component: 'broker' }), policy, persistence, observer });
+    closers.push(() => broker.close());
+
+    const listeners: RunningListener[] = [];
+    const tlsLog = logger.child({ component: 'tls' });
+    for (const listener of config.listeners) {
+      const context = await tlsContextFor(listener, config, tlsLog, closers, () => observer.reloaded?.('certificate'));
+      const running = await startListener(listener, broker, context, config.maxConnections, logger.child({ component: 'listener' }), observer);
+      listeners.push(running);
+      closers.push(() => running.close());
+    }
+
+    let closing: Promise<void> | undefined;
+    return {
+      broker,
+      listeners,
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+async function tlsContextFor(
+  listener: ListenerConfig,
+  config: Config,
+  logger: Logger,
+  closers: Closer[],
+  onReload: () => void,
+): Promise<TlsContext | undefined> {
+  const name = listenerName(listener, true);
+  if (listener.certfile !== undefined && listener.keyfile !== undefined) {
+    const context = new TlsContext(name, logger, { requireCertificate: listener.requireCertificate });
+    const files = { certfile: listener.certfile, keyfile: listener.keyfile, ...(listener.cafile === undefined ? {} : { cafile: listener.cafile }) };
+    const watcher = await serveCertificateFiles(context, files, logger, onReload);
+    closers.push(() => watcher.close());
+    return context;
+  }
+  if (listener.selfSigned) {
+    const context = new TlsContext(name, logger, { requireCertificate: listener.requireCertificate });
+    const dir = join(config.dataDir, 'selfsigned');
+    const names = [...new Set(['localhost', '127.0.0.1', '::1', hostname()])];
+    const made = await loadOrCreateSelfSigned(dir, names, logger);
+    const ca = listener.cafile === undefined ? undefined : await readFile(listener.cafile);
+    context.update(ca === undefined ? { cert: made.cert, key: made.key } : { cert: made.cert, key: made.key, ca }, made.certFile);
+    logger.warn(
+      { listener: name, certFile: made.certFile, created: made.created, names },
+      'serving a SELF-SIGNED certificate: clients must trust this file (e.g. mosquitto_sub --cafile) or skip verification; configure certfile/keyfile or ACME (DOMAIN + Cloudflare credentials) for a trusted one',
+    );
+    return context;
+  }
+  return undefined;
+}

@@ -1,0 +1,96 @@
+/**
+ * One TLS identity (certificate chain + key, optional client CA) shared by every server that serves it.
+ * `update()` validates the new pair first and only then swaps it into each server with `setSecureContext`:
+ * new handshakes see the new certificate, open connections keep theirs.
+ */
+import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
+import { EventEmitter } from 'node:events';
+import { X509Certificate } from 'node:crypto';
+import type { Logger } from '../log.js';
+
+export interface TlsMaterial {
+  /** PEM certificate chain, leaf first. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** CA bundle for client certificates. */
+  ca?: string | Buffer;
+}
+
+export interface CertificateInfo {
+  subject: string;
+  issuer: string;
+  serial: string;
+  notAfter: Date;
+  names: string[];
+}
+
+export function certificateInfo(certPem: string | Buffer): CertificateInfo {
+  const cert = new X509Certificate(certPem);
+  return {
+    subject: cert.subject.replace(/\n/g, ', '),
+    issuer: cert.issuer.replace(/\n/g, ', '),
+    serial: cert.serialNumber,
+    notAfter: new Date(cert.validTo),
+    names: (cert.subjectAltName ?? '').split(',').map((s) => s.trim().replace(/^DNS:|^IP Address:/, '')).filter(Boolean),
+  };
+}
+
+export class TlsContext extends EventEmitter {
+  #options: SecureContextOptions | undefined;
+  #info: CertificateInfo | undefined;
+  readonly #servers = new Set<TlsServer>();
+  readonly #requestCert: boolean;
+
+  constructor(
+    readonly name: string,
+    private readonly logger: Logger,
+    options: { requireCertificate?: boolean } = {},
+  ) {
+    super();
+    this.#requestCert = options.requireCertificate === true;
+  }
+
+  /** Options for `tls.createServer`/`https.createServer`; throws until a certificate is loaded. */
+  serverOptions(): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean } {
+    if (!this.#options) throw new Error(`TLS listener ${this.name}: no certificate loaded yet`);
+    return { ...this.#options, requestCert: this.#requestCert, rejectUnauthorized: this.#requestCert };
+  }
+
+  get info(): CertificateInfo | undefined {
+    return this.#info;
+  }
+
+  get loaded(): boolean {
+    return this.#options !== undefined;
+  }
+
+  attach(server: TlsServer): void {
+    this.#servers.add(server);
+    server.once('close', () => this.#servers.delete(server));
+  }
+
+  /**
+   * Validate and apply new material. Throws (and changes nothing) when the pair is unusable: a key that
+   * does not match the certificate, a truncated PEM, a missing client CA when client certificates are
+   * required.
+   */
+  update(material: TlsMaterial, origin: string): CertificateInfo {
+    const options: SecureContextOptions = { cert: material.cert, key: material.key };
+    if (material.ca !== undefined) options.ca = material.ca;
+    if (this.#requestCert && material.ca === undefined) {
+      throw new Error('require_certificate needs a cafile to verify client certificates against');
+    }
+    createSecureContext(options); // throws on a bad or mismatched pair
+    const info = certificateInfo(material.cert);
+    const first = this.#options === undefined;
+    this.#options = options;
+    this.#info = info;
+    for (const server of this.#servers) server.setSecureContext(this.serverOptions());
+    this.logger.info(
+      { listener: this.name, origin, subject: info.subject, issuer: info.issuer, serial: info.serial, notAfter: info.notAfter.toISOString(), names: info.names },
+      first ? 'TLS certificate loaded' : 'TLS certificate replaced; new handshakes use it, connected clients stay connected',
+    );
+    this.emit('change', info);
+    return info;
+  }
+}
