@@ -85,7 +85,13 @@ export async function startBroker(config: Config, logger: Logger, options: Start
     closers.push(() => persistence.close());
 
     const broker = await Broker.create({ config, logger: logger.child({ component: 'broker' }), policy, persistence, observer });
-    closers.push(() => broker.close());
+    // Listeners stop accepting first (their closers run before this one), then the broker disconnects
+    // every client, then we wait for the listeners to report their last connection gone.
+    const listenersClosed: Promise<void>[] = [];
+    closers.push(async () => {
+      await broker.close();
+      await Promise.all(listenersClosed);
+    });
 
     const listeners: RunningListener[] = [];
     const tlsLog = logger.child({ component: 'tls' });
@@ -93,7 +99,9 @@ export async function startBroker(config: Config, logger: Logger, options: Start
       const context = await tlsContextFor(listener, config, tlsLog, closers, () => observer.reloaded?.('certificate'));
       const running = await startListener(listener, broker, context, config.maxConnections, logger.child({ component: 'listener' }), observer);
       listeners.push(running);
-      closers.push(() => running.close());
+      closers.push(() => {
+        listenersClosed.push(running.close());
+      });
     }
 
     let closing: Promise<void> | undefined;

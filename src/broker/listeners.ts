@@ -17,6 +17,7 @@ export interface RunningListener {
   readonly config: ListenerConfig;
   readonly port: number;
   readonly tls: boolean;
+  /** Stop accepting connections now; resolves once every connection of this listener has closed. */
   close(): Promise<void>;
 }
 
@@ -108,11 +109,10 @@ export async function startListener(
     port,
     tls,
     close: () =>
+      // Stops accepting at once; resolves when the last connection is gone (the broker closes them).
       new Promise<void>((resolve) => {
         wss?.close();
         server.close(() => resolve());
-        // Sockets are closed by the broker (aedes.close); websocket upgrades may still hold the server.
-        (server as HttpServer).closeAllConnections?.();
       }),
   };
 }

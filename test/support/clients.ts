@@ -148,3 +148,19 @@ export async function runPaho(args: Record<string, string | number | boolean>): 
   }
   return { code: out.code, result, stderr: out.stderr };
 }
+
+/** SUBSCRIBE and return the granted QoS per topic (128 = refused); mqtt.js rejects the promise form on 128. */
+export function subscribeGranted(client: MqttClient, topics: Record<string, { qos: 0 | 1 | 2 }>): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    client.subscribe(topics, (err, granted) => {
+      const packet = (err as { packet?: { granted?: number[] } } | null)?.packet;
+      if (packet?.granted) {
+        const names = Object.keys(topics);
+        resolve(Object.fromEntries(packet.granted.map((q, i) => [names[i], q])));
+        return;
+      }
+      if (err) reject(err);
+      else resolve(Object.fromEntries((granted ?? []).map((g) => [g.topic, g.qos])));
+    });
+  });
+}
