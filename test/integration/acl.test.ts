@@ -81,7 +81,16 @@ describe('ACL', () => {
     const seen = await during;
     expect(seen).toContain('public/news:y');
     expect(seen.some((m) => m.startsWith('secret/'))).toBe(false);
-    await Promise.all([b.endAsync(), other.endAsync()]);
+    // Retained messages on a denied topic are filtered when a later wildcard SUBSCRIBE replays them.
+    await other.publishAsync('secret/retained', 'r', { qos: 1, retain: true });
+    await other.publishAsync('public/retained', 'r', { qos: 1, retain: true });
+    const late = await bob();
+    const replay = messagesDuring(late, 600);
+    await late.subscribeAsync('#', { qos: 0 });
+    const replayed = await replay;
+    expect(replayed).toContain('public/retained:r');
+    expect(replayed.some((m) => m.startsWith('secret/'))).toBe(false);
+    await Promise.all([b.endAsync(), other.endAsync(), late.endAsync()]);
   });
 
   it('works for mosquitto_sub/mosquitto_pub too: a camera reads its commands and cannot read others', async () => {

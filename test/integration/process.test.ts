@@ -1,0 +1,113 @@
+/**
+ * The broker as a process (`node dist/cli.js`): SIGTERM with clients connected exits 0 and flushes
+ * persistence; retained messages and a persistent session's queued QoS 1 message survive the restart.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connectMqtt, collectMessages } from '../support/clients.js';
+import { PASSWD, spawnBroker, USERS, type SpawnedBroker } from '../support/broker.js';
+import { createTestPki, type TestPki } from '../support/tls.js';
+
+let dir: string;
+let pki: TestPki;
+let configFile: string;
+const running: SpawnedBroker[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mab-process-'));
+  pki = await createTestPki(dir);
+  const leaf = await pki.issue(['localhost', '127.0.0.1'], 'server');
+  await writeFile(join(dir, 'passwd'), PASSWD);
+  configFile = join(dir, 'config.json');
+  await writeFile(
+    configFile,
+    JSON.stringify({
+      listeners: [{ port: 0, host: '127.0.0.1', protocol: 'mqtt', certfile: leaf.certFile, keyfile: leaf.keyFile }],
+      passwordFile: join(dir, 'passwd'),
+      dataDir: join(dir, 'data'),
+      persistence: true,
+      logLevel: 'info',
+      ops: { port: -1 },
+    }),
+  );
+});
+
+afterAll(async () => {
+  await Promise.all(running.map((b) => b.stop('SIGKILL')));
+});
+
+async function start(): Promise<SpawnedBroker> {
+  const b = await spawnBroker(['serve', '--config', configFile], {}, 1);
+  running.push(b);
+  return b;
+}
+
+describe('process lifecycle', () => {
+  it('keeps retained messages and queued QoS 1 messages of persistent sessions across a SIGTERM restart', async () => {
+    let broker = await start();
+    let port = broker.ports[0] ?? 0;
+    const ca = pki.ca.cert;
+
+    // Home Assistant style persistent session: subscribe, then go away.
+    const ha = await connectMqtt({ port, ca, username: 'bob', password: USERS.bob, clientId: 'homeassistant-1', clean: false });
+    await ha.subscribeAsync('home/#', { qos: 1 });
+    await ha.endAsync();
+
+    const cam = await connectMqtt({ port, ca, username: 'cam', password: USERS.cam });
+    await cam.publishAsync('home/status', 'online', { qos: 1, retain: true });
+    await cam.publishAsync('home/door', 'opened', { qos: 1 });
+    // A client still connected while SIGTERM arrives must not stop the shutdown.
+    const stillConnected = await connectMqtt({ port, ca, username: 'cam', password: USERS.cam });
+    const closedByBroker = new Promise<void>((r) => stillConnected.once('close', () => r()));
+
+    const exit = await broker.stop('SIGTERM');
+    expect(exit).toEqual({ code: 0, signal: null });
+    await closedByBroker;
+    expect(broker.logs.find('stopped')).toBeDefined();
+    await cam.endAsync(true);
+    stillConnected.end(true);
+
+    broker = await start();
+    port = broker.ports[0] ?? 0;
+
+    const back = await connectMqtt({ port, ca, username: 'bob', password: USERS.bob, clientId: 'homeassistant-1', clean: false, resubscribe: false });
+    const queued = collectMessages(back, 2);
+    expect(back.connected).toBe(true);
+    // Both were published while the session was offline, so both were queued, in order.
+    const messages = await queued;
+    expect(messages.map((m) => [m.topic, m.payload, m.qos])).toEqual([
+      ['home/status', 'online', 1],
+      ['home/door', 'opened', 1],
+    ]);
+    await back.endAsync();
+
+    const fresh = await connectMqtt({ port, ca, username: 'cam', password: USERS.cam });
+    const retained = collectMessages(fresh, 1);
+    await fresh.subscribeAsync('home/status', { qos: 1 });
+    expect((await retained)[0]).toMatchObject({ topic: 'home/status', payload: 'online', retain: true });
+    await fresh.endAsync();
+
+    expect((await broker.stop('SIGTERM')).code).toBe(0);
+  });
+
+  it('a second signal exits at once', async () => {
+    const broker = await start();
+    const port = broker.ports[0] ?? 0;
+    // Keep the shutdown busy: a client that never answers holds no lock, so send both signals back to back.
+    const client = await connectMqtt({ port, ca: pki.ca.cert, username: 'cam', password: USERS.cam });
+    broker.child.kill('SIGTERM');
+    broker.child.kill('SIGINT');
+    const exit = await broker.exit;
+    expect([0, 1]).toContain(exit.code);
+    client.end(true);
+  });
+
+  it('refuses to start with a clear reason when the password file is broken, and names the file', async () => {
+    const bad = join(dir, 'bad-config.json');
+    await writeFile(join(dir, 'bad-passwd'), 'cam:$6$nonsense\n');
+    await writeFile(bad, JSON.stringify({ listeners: [{ port: 0, host: '127.0.0.1', selfSigned: true }], passwordFile: join(dir, 'bad-passwd'), dataDir: join(dir, 'data2'), ops: { port: -1 } }));
+    await expect(spawnBroker(['--config', bad], {}, 1)).rejects.toThrow(/bad-passwd/);
+  });
+});
