@@ -103,7 +103,8 @@ export class Broker {
     const client = this.aedes.handle(conn, req) as StatefulClient;
     client[kState] = {
       listener,
-      remoteAddress,
+      // IPv4 clients of a dual-stack listener show up as ::ffff:a.b.c.d; log the address people know.
+      remoteAddress: remoteAddress?.startsWith('::ffff:') ? remoteAddress.slice(7) : remoteAddress,
       username: undefined,
       acl: undefined,
       aclGeneration: -1,

@@ -18,12 +18,29 @@ export interface ListenerConfig {
    */
   certfile?: string;
   keyfile?: string;
-  /** CA bundle used to verify client certificates (with `requireCertificate`). */
+  /**
+   * CA bundle used to verify client certificates (with `requireCertificate`). Like mosquitto (OpenSSL), a
+   * listener whose `certfile` holds only the leaf also completes the chain it sends from here: the old image's
+   * recipe was `certfile cert.pem` + `cafile chain.pem`, so pass it to TLS as `ca` whenever it is set.
+   */
   cafile?: string;
+  /** Ask for and verify a client certificate against `cafile` (the loader guarantees `cafile` then). */
   requireCertificate: boolean;
   /** Serve a self-signed certificate generated once into `dataDir` (the zero-config default). */
   selfSigned: boolean;
 }
+
+/*
+ * Invariants of a `Config` returned by `loadConfig()` (validated there, relied upon elsewhere):
+ * - every path is absolute; `persistenceLocation` is never '' (it defaults to `<dataDir>/persistence`);
+ * - `certfile` and `keyfile` come together; never together with `selfSigned`;
+ * - a managed listener (see `isManagedListener`) has no `certfile`/`keyfile` and `selfSigned` false;
+ * - `requireCertificate` implies `cafile`; a listener with `cafile` is TLS;
+ * - there is at least one listener; no two listeners collide on port (+ host);
+ * - `acme.domains` are lower-case, valid, without duplicates; `acme.dnsResolvers` are normalized `IP:port`
+ *   (IPv6 as `[addr]:port`); `acme.directoryUrl` is set; with domains there are Cloudflare credentials, and
+ *   never a token together with a global key.
+ */
 
 export type CertKeyType = 'ecdsa-p256' | 'rsa-2048' | 'rsa-4096';
 
@@ -76,11 +93,11 @@ export interface Config {
   persistence: boolean;
   /** Directory of the level database; default `<dataDir>/persistence`. */
   persistenceLocation: string;
-  /** -1 = unlimited. */
+  /** Broker-wide limit of connected clients; -1 = unlimited (mosquitto's per-listener value is applied broker-wide). */
   maxConnections: number;
   /** Largest PUBLISH payload in bytes; 0 = unlimited (MQTT's 268435455). */
   messageSizeLimit: number;
-  /** Largest keepalive a client may ask for, seconds (mosquitto default 65535). */
+  /** Largest keepalive a client may ask for, seconds, 1..65535 (mosquitto default 65535). */
   maxKeepalive: number;
   /** QoS 1/2 messages in flight per client; 0 = unlimited. */
   maxInflightMessages: number;
@@ -123,4 +140,77 @@ export function defaultConfig(): Config {
     },
     ops: { port: 9090 },
   };
+}
+
+/** Log levels accepted for `logLevel` (pino's, plus 'silent'). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LISTENER_PROTOCOLS: readonly ListenerProtocol[] = ['mqtt', 'websockets'];
+export const CERT_KEY_TYPES: readonly CertKeyType[] = ['ecdsa-p256', 'rsa-2048', 'rsa-4096'];
+
+/** ACME is on when there is at least one domain. */
+export function acmeEnabled(config: Config): boolean {
+  return config.acme.domains.length > 0;
+}
+
+/** The listener(s) serving the ACME-managed certificate: ACME enabled and port === `acme.mqttsPort`. */
+export function isManagedListener(config: Config, listener: ListenerConfig): boolean {
+  return acmeEnabled(config) && listener.port === config.acme.mqttsPort;
+}
+
+/** Whether a listener speaks TLS: managed, or `certfile` given, or `selfSigned`. */
+export function isTlsListener(config: Config, listener: ListenerConfig): boolean {
+  return isManagedListener(config, listener) || listener.certfile !== undefined || listener.selfSigned;
+}
+
+export const SECRET_MASK = '****';
+
+/**
+ * A deep copy of `config` that is safe to print or log: every secret (the Cloudflare API token and global
+ * key) is replaced by `SECRET_MASK`, keeping no part of it. E-mail addresses are not secrets and stay.
+ */
+export function maskSecrets(config: Config): Config {
+  const copy = structuredClone(config);
+  const cf = copy.acme.cloudflare;
+  if (cf.apiToken !== undefined) cf.apiToken = SECRET_MASK;
+  if (cf.apiKey !== undefined) cf.apiKey = SECRET_MASK;
+  return copy;
+}
+
+/** A configuration error a user can fix; the message starts with the source (file:line, key path, variable). */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(
+    /** Where the offending value came from, e.g. `/etc/m.conf:3: listener`, `config.json: acme.domains`, `env DOMAIN`. */
+    readonly source: string,
+    /** What is wrong and what to do, without the source. */
+    readonly problem: string,
+  ) {
+    super(`${source}: ${problem}`);
+  }
+}
+
+/** A part of `Config` set by one source; `loadConfig()` merges them in order of precedence. */
+export interface PartialConfig {
+  listeners?: ListenerConfig[];
+  passwordFile?: string;
+  aclFile?: string;
+  allowAnonymous?: boolean;
+  dataDir?: string;
+  persistence?: boolean;
+  persistenceLocation?: string;
+  maxConnections?: number;
+  messageSizeLimit?: number;
+  maxKeepalive?: number;
+  maxInflightMessages?: number;
+  maxQueuedMessages?: number;
+  retainAvailable?: boolean;
+  logLevel?: Config['logLevel'];
+  acme?: Partial<Omit<AcmeConfig, 'cloudflare'>> & { cloudflare?: CloudflareCredentials };
+  ops?: Partial<OpsConfig>;
+}
+
+/** What one source contributes: values, and for each key path it set (`acme.domains`, `listeners[0].port`), where. */
+export interface ConfigLayer {
+  values: PartialConfig;
+  sources: Record<string, string>;
 }

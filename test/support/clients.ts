@@ -140,7 +140,7 @@ export const PAHO_SCRIPT = join(import.meta.dirname, 'paho_client.py');
 export async function runPaho(args: Record<string, string | number | boolean>): Promise<{ code: number | null; result: Record<string, unknown>; stderr: string }> {
   const argv = [PAHO_SCRIPT, JSON.stringify(args)];
   const out = await run('/usr/bin/python3', argv, 30_000);
-  let result: Record<string, unknown> = {};
+  let result: Record<string, unknown>;
   try {
     result = JSON.parse(out.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
   } catch {
