@@ -3,7 +3,8 @@
  * persistence; retained messages and a persistent session's queued QoS 1 message survive the restart.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectMqtt, collectMessages } from '../support/clients.js';
@@ -39,7 +40,11 @@ afterAll(async () => {
 });
 
 async function start(): Promise<SpawnedBroker> {
-  const b = await spawnBroker(['serve', '--config', configFile], {}, 1);
+  return start2(configFile);
+}
+
+async function start2(file: string): Promise<SpawnedBroker> {
+  const b = await spawnBroker(['serve', '--config', file], {}, 1);
   running.push(b);
   return b;
 }
@@ -102,6 +107,24 @@ describe('process lifecycle', () => {
     const exit = await broker.exit;
     expect([0, 1]).toContain(exit.code);
     client.end(true);
+  });
+
+  it('with no certificate configured serves a self-signed one made once in the data directory, logs so, and reuses it', async () => {
+    const cfg = join(dir, 'selfsigned.json');
+    const dataDir = join(dir, 'selfsigned-data');
+    await writeFile(cfg, JSON.stringify({ listeners: [{ port: 0, host: '127.0.0.1', selfSigned: true }], passwordFile: join(dir, 'passwd'), dataDir, ops: { port: -1 } }));
+    const serials: string[] = [];
+    for (let round = 0; round < 2; round += 1) {
+      const broker = await start2(cfg);
+      expect(broker.logs.find(/SELF-SIGNED/)).toMatchObject({ level: 'warn', created: round === 0 });
+      const cert = await readFile(join(dataDir, 'selfsigned', 'cert.pem'), 'utf8');
+      serials.push(new X509Certificate(cert).serialNumber);
+      const client = await connectMqtt({ port: broker.ports[0] ?? 0, ca: cert, username: 'cam', password: USERS.cam });
+      await client.endAsync();
+      expect((await broker.stop()).code).toBe(0);
+    }
+    expect(serials[1]).toBe(serials[0]);
+    expect((await stat(join(dataDir, 'selfsigned', 'key.pem'))).mode & 0o777).toBe(0o600);
   });
 
   it('refuses to start with a clear reason when the password file is broken, and names the file', async () => {
