@@ -16,7 +16,6 @@ import { Broker, type BrokerObserver } from './broker/broker.js';
 import { startListener, listenerName, type ListenerEvents, type RunningListener } from './broker/listeners.js';
 import { TlsContext } from './tls/context.js';
 import { serveCertificateFiles } from './certs/files.js';
-import { loadOrCreateSelfSigned } from './certs/self-signed.js';
 
 export interface RunningBroker {
   readonly broker: Broker;
@@ -135,6 +134,8 @@ async function tlsContextFor(
     const context = new TlsContext(name, logger, { requireCertificate: listener.requireCertificate });
     const dir = join(config.dataDir, 'selfsigned');
     const names = [...new Set(['localhost', '127.0.0.1', '::1', hostname()])];
+    // Loaded only here: the X.509 toolkit costs memory a broker with real certificates never needs.
+    const { loadOrCreateSelfSigned } = await import('./certs/self-signed.js');
     const made = await loadOrCreateSelfSigned(dir, names, logger);
     const ca = listener.cafile === undefined ? undefined : await readFile(listener.cafile);
     context.update(ca === undefined ? { cert: made.cert, key: made.key } : { cert: made.cert, key: made.key, ca }, made.certFile);
