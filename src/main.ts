@@ -15,17 +15,67 @@ import { openPersistence } from './broker/persistence.js';
 import { Broker, type BrokerObserver } from './broker/broker.js';
 import { startListener, listenerName, type ListenerEvents, type RunningListener } from './broker/listeners.js';
 import { TlsContext } from './tls/context.js';
+import { BrokerMetrics } from './ops/metrics.js';
+import { startOpsServer } from './ops/http.js';
 import { serveCertificateFiles } from './certs/files.js';
 
 export interface RunningBroker {
   readonly broker: Broker;
   readonly listeners: RunningListener[];
+  readonly metrics: BrokerMetrics;
+  /** The ops HTTP port (/healthz, /readyz, /metrics), undefined when off. */
+  readonly opsPort: number | undefined;
   /** Stop accepting, disconnect clients, flush persistence. Safe to call twice. */
   close(): Promise<void>;
 }
 
+type ReloadKind = 'passwd' | 'acl' | 'certificate';
+
 export interface StartOptions {
-  observer?: BrokerObserver & ListenerEvents & { reloaded?(what: 'passwd' | 'acl' | 'certificate'): void };
+  /** Extra observer (tests); the metrics are always fed. */
+  observer?: BrokerObserver & ListenerEvents & { reloaded?(what: ReloadKind): void; reloadFailed?(what: ReloadKind): void };
+}
+
+/** Feed the metrics from broker and listener events, then any extra observer. */
+function metricsObserver(metrics: BrokerMetrics, extra: StartOptions['observer'] = {}): NonNullable<StartOptions['observer']> {
+  return {
+    clientConnected: (listener) => {
+      metrics.clientConnected(listener);
+      extra.clientConnected?.(listener);
+    },
+    clientDisconnected: () => {
+      metrics.clientDisconnected();
+      extra.clientDisconnected?.();
+    },
+    connectionRefused: (reason) => {
+      metrics.connectionRefused(reason);
+      extra.connectionRefused?.(reason);
+    },
+    authFailed: () => {
+      metrics.authenticationFailed();
+      extra.authFailed?.();
+    },
+    messageIn: (bytes) => metrics.messageIn(bytes),
+    messageOut: (bytes) => metrics.messageOut(bytes),
+    publishDenied: () => {
+      metrics.authorizationDenied('publish');
+      extra.publishDenied?.();
+    },
+    subscribeDenied: () => metrics.authorizationDenied('subscribe'),
+    tlsError: (listener) => {
+      metrics.connectionRefused('tls_error');
+      extra.tlsError?.(listener);
+    },
+    connectionDropped: (listener) => {
+      metrics.connectionRefused('max_connections');
+      extra.connectionDropped?.(listener);
+    },
+    reloaded: (what) => {
+      metrics.reloaded(what);
+      extra.reloaded?.(what);
+    },
+    reloadFailed: (what) => metrics.reloadFailed(what),
+  };
 }
 
 type Closer = () => Promise<void> | void;
@@ -42,8 +92,36 @@ export async function startBroker(config: Config, logger: Logger, options: Start
       }
     }
   };
-  const observer = options.observer ?? {};
+  const metrics = new BrokerMetrics();
+  const observer = metricsObserver(metrics, options.observer);
+  const state = { persistence: false, listeners: false, closing: false };
+  const tlsContexts: TlsContext[] = [];
   try {
+    let opsPort: number | undefined;
+    if (config.ops.port >= 0) {
+      // First, so that /healthz answers while anything slow (an ACME issuance) runs.
+      const ops = await startOpsServer({
+        port: config.ops.port,
+        host: config.ops.host,
+        metrics,
+        logger: logger.child({ component: 'ops' }),
+        health: () => ({ ok: true }),
+        ready: () => ({
+          checks: [
+            { name: 'listeners', ok: state.listeners && !state.closing, detail: state.closing ? 'shutting down' : 'starting' },
+            { name: 'persistence', ok: state.persistence && !state.closing, detail: 'not open' },
+            {
+              name: 'certificate',
+              ok: tlsContexts.every((c) => c.loaded),
+              detail: `waiting for: ${tlsContexts.filter((c) => !c.loaded).map((c) => c.name).join(', ')}`,
+            },
+          ],
+        }),
+      });
+      opsPort = ops.port;
+      closers.push(() => ops.close());
+    }
+
     const policy = new AccessPolicy(config.allowAnonymous);
     const authLog = logger.child({ component: 'auth' });
     const watchAuthFile = async <T>(file: string, what: string, load: () => Promise<T>, apply: (value: T) => void, kind: 'passwd' | 'acl'): Promise<void> => {
@@ -55,7 +133,11 @@ export async function startBroker(config: Config, logger: Logger, options: Start
       );
       const watcher = watchAndReload({
         files: [file],
-        load,
+        load: () =>
+          load().catch((err: unknown) => {
+            observer.reloadFailed?.(kind);
+            throw err;
+          }),
         onLoad: (value) => {
           apply(value);
           observer.reloaded?.(kind);
@@ -82,8 +164,10 @@ export async function startBroker(config: Config, logger: Logger, options: Start
 
     const persistence = await openPersistence(config.persistence, config.persistenceLocation, logger.child({ component: 'persistence' }));
     closers.push(() => persistence.close());
+    state.persistence = true;
 
     const broker = await Broker.create({ config, logger: logger.child({ component: 'broker' }), policy, persistence, observer });
+    metrics.observeRetainedMessages(() => broker.countRetained());
     // Listeners stop accepting first (their closers run before this one), then the broker disconnects
     // every client, then we wait for the listeners to report their last connection gone.
     const listenersClosed: Promise<void>[] = [];
@@ -95,19 +179,30 @@ export async function startBroker(config: Config, logger: Logger, options: Start
     const listeners: RunningListener[] = [];
     const tlsLog = logger.child({ component: 'tls' });
     for (const listener of config.listeners) {
-      const context = await tlsContextFor(listener, config, tlsLog, closers, () => observer.reloaded?.('certificate'));
+      const context = await tlsContextFor(listener, config, tlsLog, closers, {
+        reloaded: () => observer.reloaded?.('certificate'),
+        failed: () => observer.reloadFailed?.('certificate'),
+      });
+      if (context) tlsContexts.push(context);
       const running = await startListener(listener, broker, context, config.maxConnections, logger.child({ component: 'listener' }), observer);
       listeners.push(running);
+      metrics.listenerStarted(running.name);
       closers.push(() => {
         listenersClosed.push(running.close());
       });
     }
+    state.listeners = true;
 
     let closing: Promise<void> | undefined;
     return {
       broker,
       listeners,
-      close: () => (closing ??= closeAll()),
+      metrics,
+      opsPort,
+      close: () => {
+        state.closing = true;
+        return (closing ??= closeAll());
+      },
     };
   } catch (err) {
     await closeAll();
@@ -120,13 +215,13 @@ async function tlsContextFor(
   config: Config,
   logger: Logger,
   closers: Closer[],
-  onReload: () => void,
+  reload: { reloaded(): void; failed(): void },
 ): Promise<TlsContext | undefined> {
   const name = listenerName(listener, true);
   if (listener.certfile !== undefined && listener.keyfile !== undefined) {
     const context = new TlsContext(name, logger, { requireCertificate: listener.requireCertificate });
     const files = { certfile: listener.certfile, keyfile: listener.keyfile, ...(listener.cafile === undefined ? {} : { cafile: listener.cafile }) };
-    const watcher = await serveCertificateFiles(context, files, logger, onReload);
+    const watcher = await serveCertificateFiles(context, files, logger, reload);
     closers.push(() => watcher.close());
     return context;
   }

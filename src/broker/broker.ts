@@ -38,6 +38,7 @@ export interface BrokerObserver {
   messageIn?(bytes: number): void;
   messageOut?(bytes: number): void;
   publishDenied?(): void;
+  subscribeDenied?(): void;
 }
 
 interface ClientState {
@@ -111,6 +112,14 @@ export class Broker {
       authenticated: false,
     };
     limitPacketSize(client, maxPacketSize(this.deps.config.messageSizeLimit));
+  }
+
+  /** Retained messages held (a full scan: for /metrics scrapes, not for the hot path). */
+  async countRetained(): Promise<number> {
+    const persistence = (this.aedes as unknown as { persistence: { createRetainedStream(pattern: string): AsyncIterable<unknown> } }).persistence;
+    let n = 0;
+    for await (const _ of persistence.createRetainedStream('#')) n += 1;
+    return n;
   }
 
   async close(): Promise<void> {
@@ -241,6 +250,7 @@ export class Broker {
     aedes.authorizeSubscribe = (client: StatefulClient, subscription: Subscription, callback) => {
       const acl = this.#clientAcl(client);
       if (acl !== undefined && !acl.canSubscribe(subscription.topic)) {
+        observer.subscribeDenied?.();
         log.debug({ clientId: client.id, username: client[kState]?.username, topic: subscription.topic }, 'SUBSCRIBE denied by the ACL');
         callback(null, null); // 0x80 in the SUBACK
         return;

@@ -34,7 +34,7 @@ export async function serveCertificateFiles(
   context: TlsContext,
   files: CertificateFiles,
   logger: Logger,
-  onReload?: () => void,
+  events: { reloaded?(): void; failed?(): void } = {},
 ): Promise<{ close(): void }> {
   const apply = async (): Promise<TlsMaterial> => {
     const material = await readCertificateFiles(files);
@@ -45,8 +45,12 @@ export async function serveCertificateFiles(
   await apply();
   const watcher = watchAndReload({
     files: [files.certfile, files.keyfile, ...(files.cafile === undefined ? [] : [files.cafile])],
-    load: apply,
-    onLoad: () => onReload?.(),
+    load: () =>
+      apply().catch((err: unknown) => {
+        events.failed?.();
+        throw err;
+      }),
+    onLoad: () => events.reloaded?.(),
     logger,
     what: `TLS certificate for listener ${context.name}`,
   });

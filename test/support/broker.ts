@@ -104,6 +104,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
     persistence: false,
     persistenceLocation: join(dir, 'persistence'),
     logLevel: 'debug',
+    ops: { port: 0, host: '127.0.0.1' },
     ...options.config,
   };
   const logs = new LogCapture();
