@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
-import type { Config, ListenerConfig } from './config/schema.js';
+import { isManagedListener, type Config, type ListenerConfig } from './config/schema.js';
 import type { Logger } from './log.js';
 import { AccessPolicy } from './auth/policy.js';
 import { loadPasswdFile } from './auth/passwd.js';
@@ -16,6 +16,7 @@ import { Broker, type BrokerObserver } from './broker/broker.js';
 import { startListener, listenerName, type ListenerEvents, type RunningListener } from './broker/listeners.js';
 import { TlsContext } from './tls/context.js';
 import { BrokerMetrics } from './ops/metrics.js';
+import { CertificateManager, type CertificateManagerOptions, type ServedCertificate } from './certs/manager.js';
 import { startOpsServer } from './ops/http.js';
 import { serveCertificateFiles } from './certs/files.js';
 
@@ -25,6 +26,8 @@ export interface RunningBroker {
   readonly metrics: BrokerMetrics;
   /** The ops HTTP port (/healthz, /readyz, /metrics), undefined when off. */
   readonly opsPort: number | undefined;
+  /** The ACME certificate manager, when DOMAIN is configured. */
+  readonly certificates: CertificateManager | undefined;
   /** Stop accepting, disconnect clients, flush persistence. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -32,6 +35,8 @@ export interface RunningBroker {
 type ReloadKind = 'passwd' | 'acl' | 'certificate';
 
 export interface StartOptions {
+  /** Tuning of the ACME certificate manager (tests: short polls, a private CA to trust). */
+  certificates?: CertificateManagerOptions;
   /** Extra observer (tests); the metrics are always fed. */
   observer?: BrokerObserver & ListenerEvents & { reloaded?(what: ReloadKind): void; reloadFailed?(what: ReloadKind): void };
 }
@@ -96,6 +101,7 @@ export async function startBroker(config: Config, logger: Logger, options: Start
   const observer = metricsObserver(metrics, options.observer);
   const state = { persistence: false, listeners: false, closing: false };
   const tlsContexts: TlsContext[] = [];
+  let manager: CertificateManager | undefined;
   try {
     let opsPort: number | undefined;
     if (config.ops.port >= 0) {
@@ -112,8 +118,11 @@ export async function startBroker(config: Config, logger: Logger, options: Start
             { name: 'persistence', ok: state.persistence && !state.closing, detail: 'not open' },
             {
               name: 'certificate',
-              ok: tlsContexts.every((c) => c.loaded),
-              detail: `waiting for: ${tlsContexts.filter((c) => !c.loaded).map((c) => c.name).join(', ')}`,
+              ok: tlsContexts.every((c) => c.loaded) && (manager === undefined || manager.hasCaCertificate),
+              detail:
+                manager !== undefined && !manager.hasCaCertificate
+                  ? `waiting for the first certificate from the CA for ${config.acme.domains.join(', ')}`
+                  : `waiting for: ${tlsContexts.filter((c) => !c.loaded).map((c) => c.name).join(', ')}`,
             },
           ],
         }),
@@ -178,18 +187,59 @@ export async function startBroker(config: Config, logger: Logger, options: Start
 
     const listeners: RunningListener[] = [];
     const tlsLog = logger.child({ component: 'tls' });
-    for (const listener of config.listeners) {
-      const context = await tlsContextFor(listener, config, tlsLog, closers, {
-        reloaded: () => observer.reloaded?.('certificate'),
-        failed: () => observer.reloadFailed?.('certificate'),
-      });
-      if (context) tlsContexts.push(context);
+    const listen = async (listener: ListenerConfig, context: TlsContext | undefined): Promise<void> => {
+      if (state.closing) return;
       const running = await startListener(listener, broker, context, config.maxConnections, logger.child({ component: 'listener' }), observer);
       listeners.push(running);
       metrics.listenerStarted(running.name);
       closers.push(() => {
         listenersClosed.push(running.close());
       });
+    };
+
+    const managed = config.listeners.filter((l) => isManagedListener(config, l));
+    if (managed.length > 0) {
+      manager = new CertificateManager(config.acme, logger, options.certificates);
+      closers.push(() => manager?.stop());
+      const contexts = managed.map((l) => new TlsContext(listenerName(l, true), tlsLog, { requireCertificate: l.requireCertificate }));
+      tlsContexts.push(...contexts);
+      const m = manager;
+      m.on('certificate', (served: ServedCertificate) => {
+        for (const context of contexts) {
+          try {
+            context.update({ cert: served.cert, key: served.key }, served.fromCa ? `ACME lineage ${served.lineage}` : 'self-signed while waiting for ACME');
+          } catch (err) {
+            tlsLog.error({ listener: context.name, error: (err as Error).message }, 'the new certificate could not be applied; keeping the current one');
+          }
+        }
+        if (served.fromCa) metrics.certificateServed(served.lineage, served.notAfter);
+        if (contexts.some((c) => c.loaded)) observer.reloaded?.('certificate');
+      });
+      m.on('issued', () => metrics.renewalSucceeded());
+      m.on('issue-failed', () => metrics.renewalFailed());
+      await m.start();
+      const startManaged = async (): Promise<void> => {
+        for (const [i, l] of managed.entries()) await listen(l, contexts[i]);
+      };
+      if (contexts.every((c) => c.loaded)) {
+        await startManaged();
+      } else {
+        // No certificate yet (and no self-signed stand-in configured): the listener opens with the first one.
+        tlsLog.info({ ports: managed.map((l) => l.port) }, 'the ACME listener opens once the first certificate is issued');
+        void m.whenCaCertificate().then(startManaged).catch((err: unknown) => {
+          logger.error({ error: (err as Error).message }, 'could not open the ACME listener');
+        });
+      }
+    }
+
+    for (const listener of config.listeners) {
+      if (isManagedListener(config, listener)) continue;
+      const context = await tlsContextFor(listener, config, tlsLog, closers, {
+        reloaded: () => observer.reloaded?.('certificate'),
+        failed: () => observer.reloadFailed?.('certificate'),
+      });
+      if (context) tlsContexts.push(context);
+      await listen(listener, context);
     }
     state.listeners = true;
 
@@ -199,6 +249,7 @@ export async function startBroker(config: Config, logger: Logger, options: Start
       listeners,
       metrics,
       opsPort,
+      certificates: manager,
       close: () => {
         state.closing = true;
         return (closing ??= closeAll());

@@ -3,6 +3,7 @@
  * CAs and leaf certificates. Uses WebCrypto through @peculiar/x509; keys are ECDSA P-256 by default.
  */
 import { webcrypto, createPrivateKey, X509Certificate } from 'node:crypto';
+export { describeCertificate } from './certificate-info.js';
 import { isIP } from 'node:net';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -116,23 +117,6 @@ export async function createCertificate(req: CertificateRequest): Promise<Issued
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
   const key = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }).toString();
   return { cert: cert.toString('pem') + '\n', key, keys };
-}
-
-/** The names a PEM certificate covers and when it expires; throws with a clear message on bad input. */
-export function describeCertificate(pem: string | Buffer): { subjectAltNames: string[]; notAfter: Date; notBefore: Date; serial: string; issuer: string } {
-  const cert = new X509Certificate(pem);
-  const subjectAltNames = (cert.subjectAltName ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.startsWith('DNS:') || s.startsWith('IP Address:'))
-    .map((s) => s.replace(/^DNS:|^IP Address:/, ''));
-  return {
-    subjectAltNames,
-    notAfter: new Date(cert.validTo),
-    notBefore: new Date(cert.validFrom),
-    serial: cert.serialNumber,
-    issuer: cert.issuer,
-  };
 }
 
 /**

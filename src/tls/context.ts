@@ -5,7 +5,7 @@
  */
 import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
 import { EventEmitter } from 'node:events';
-import { X509Certificate } from 'node:crypto';
+import { describeCertificate, type CertificateInfo } from '../certs/certificate-info.js';
 import type { Logger } from '../log.js';
 
 export interface TlsMaterial {
@@ -14,25 +14,6 @@ export interface TlsMaterial {
   key: string | Buffer;
   /** CA bundle for client certificates. */
   ca?: string | Buffer;
-}
-
-export interface CertificateInfo {
-  subject: string;
-  issuer: string;
-  serial: string;
-  notAfter: Date;
-  names: string[];
-}
-
-export function certificateInfo(certPem: string | Buffer): CertificateInfo {
-  const cert = new X509Certificate(certPem);
-  return {
-    subject: cert.subject.replace(/\n/g, ', '),
-    issuer: cert.issuer.replace(/\n/g, ', '),
-    serial: cert.serialNumber,
-    notAfter: new Date(cert.validTo),
-    names: (cert.subjectAltName ?? '').split(',').map((s) => s.trim().replace(/^DNS:|^IP Address:/, '')).filter(Boolean),
-  };
 }
 
 export class TlsContext extends EventEmitter {
@@ -81,13 +62,13 @@ export class TlsContext extends EventEmitter {
       throw new Error('require_certificate needs a cafile to verify client certificates against');
     }
     createSecureContext(options); // throws on a bad or mismatched pair
-    const info = certificateInfo(material.cert);
+    const info = describeCertificate(material.cert);
     const first = this.#options === undefined;
     this.#options = options;
     this.#info = info;
     for (const server of this.#servers) server.setSecureContext(this.serverOptions());
     this.logger.info(
-      { listener: this.name, origin, subject: info.subject, issuer: info.issuer, serial: info.serial, notAfter: info.notAfter.toISOString(), names: info.names },
+      { listener: this.name, origin, subject: info.subject, issuer: info.issuer, serial: info.serial, notAfter: info.notAfter.toISOString(), names: info.subjectAltNames },
       first ? 'TLS certificate loaded' : 'TLS certificate replaced; new handshakes use it, connected clients stay connected',
     );
     this.emit('change', info);

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const hasMosquitto = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].some((p) => existsSync(p));
+
+interface ThroughputResult {
+  delivered: number;
+  deliveredPerSec: number;
+  expected: number;
+  lost: number;
+  dups: number;
+  unacked: number;
+  generatorCpu: number;
+  brokerCpu: number;
+}
+
+interface BenchReport {
+  brokers: string[];
+  failures: unknown[];
+  scenarios: { name: string; results: Record<string, ThroughputResult[]>; summary: Record<string, Record<string, { median: number }>> }[];
+}
+
+function runBench(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(root, 'bench', 'run.js')], { cwd: root, env: { ...process.env, ...env } });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+describe('the bench (quick mode)', () => {
+  it.skipIf(!hasMosquitto)(
+    'runs fan-in QoS 1 against our broker (dist/cli.js) and mosquitto: messages delivered, none lost, JSON written',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'mab-bench-smoke-'));
+      try {
+        const { code, output } = await runBench({ BENCH_QUICK: '1', BENCH_RUNS: '1', BENCH_SCENARIOS: 'fanin-qos1', BENCH_RESULTS_DIR: dir });
+        expect(code, output).toBe(0);
+        expect(readdirSync(dir).some((f) => /^bench-.+\.json$/.test(f)), output).toBe(true);
+        const report = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as BenchReport;
+        expect(report.brokers).toEqual(['ours', 'mosquitto']);
+        expect(report.failures).toEqual([]);
+        const scenario = report.scenarios.find((s) => s.name === 'fanin-qos1');
+        expect(scenario).toBeDefined();
+        for (const broker of ['ours', 'mosquitto']) {
+          const runs = scenario?.results[broker] ?? [];
+          expect(runs, broker).toHaveLength(1);
+          const r = runs[0] as ThroughputResult;
+          expect(r.delivered, broker).toBeGreaterThan(0);
+          expect(r.deliveredPerSec, broker).toBeGreaterThan(0);
+          expect(r.expected, broker).toBeGreaterThan(0);
+          expect(r.lost, `${broker}: QoS 1 messages lost`).toBe(0);
+          expect(r.unacked, `${broker}: PUBLISHes never acknowledged`).toBe(0);
+          expect(r.generatorCpu, broker).toBeGreaterThan(0);
+          expect(Number.isFinite(r.brokerCpu), broker).toBe(true);
+          expect(scenario?.summary.deliveredPerSec?.[broker]?.median, broker).toBeGreaterThan(0);
+        }
+        expect(output).toMatch(/ours\/mosquitto/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
+});
