@@ -154,9 +154,11 @@ describe('renewal with DNS or the CA failing', () => {
       await lineSeen('waiting for TXT records to propagate');
       const childPid = Number(/"pid":(\d+)/.exec(await started)?.[1]);
       expect(bed.cloudflare.records()).toHaveLength(2);
+      // Listen before the kill: the child may log this before the test sees the broker's exit.
+      const noticed = lineSeen('parent process went away');
       broker.kill('SIGKILL');
       await once(broker, 'exit');
-      await lineSeen('parent process went away');
+      await noticed;
       // The child removes its records and exits on its own.
       while (alive(childPid) || bed.cloudflare.records().length > 0) await new Promise((r) => setTimeout(r, 50));
       expect(bed.cloudflare.records()).toEqual([]);
