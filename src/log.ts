@@ -18,6 +18,10 @@ export const REDACT_PATHS = [
   '*.headers["x-auth-key"]',
   'acme.cloudflare.apiToken',
   'acme.cloudflare.apiKey',
+  '*.acme.cloudflare.apiToken',
+  '*.acme.cloudflare.apiKey',
+  'cloudflare.apiToken',
+  'cloudflare.apiKey',
 ];
 
 export type { Logger };
