@@ -6,11 +6,12 @@ import { createServer as createTcpServer, type AddressInfo, type Server as NetSe
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { WebSocketServer } from 'ws';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { TlsContext } from '../tls/context.js';
 import type { Broker } from './broker.js';
+import { batchWrites } from './write-batching.js';
 
 export interface RunningListener {
   readonly name: string;
@@ -48,6 +49,8 @@ export async function startListener(
   let wss: WebSocketServer | undefined;
 
   if (config.protocol === 'websockets') {
+    // Loaded only for websocket listeners.
+    const { WebSocketServer, createWebSocketStream } = await import('ws');
     const http = tlsContext ? createHttpsServer({ ...tlsContext.serverOptions(), noDelay: true }) : createHttpServer({ noDelay: true });
     wss = new WebSocketServer({
       server: http,
@@ -57,6 +60,7 @@ export async function startListener(
     });
     wss.on('connection', (ws, req) => {
       const stream = createWebSocketStream(ws);
+      batchWrites(stream);
       stream.on('error', () => undefined); // aedes reports the client error; avoid an unhandled 'error'
       broker.handle(stream, name, req.socket.remoteAddress, req);
     });
@@ -64,10 +68,12 @@ export async function startListener(
     server = http;
   } else if (tlsContext) {
     server = createTlsServer({ ...tlsContext.serverOptions(), noDelay: true }, (socket: TLSSocket) => {
+      batchWrites(socket);
       broker.handle(socket, name, socket.remoteAddress);
     });
   } else {
     server = createTcpServer({ noDelay: true }, (socket: Socket) => {
+      batchWrites(socket);
       broker.handle(socket, name, socket.remoteAddress);
     });
   }

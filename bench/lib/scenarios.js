@@ -1,0 +1,468 @@
+// The load the generator puts on a broker. Every scenario is bounded in time and returns plain figures.
+import { Client } from './client.js';
+import { publishTemplate, fillPublishes, packetIdFor, encodePubacks } from './wire.js';
+import { startWindow, rssKiB } from './proc.js';
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/** Which (publisher, sequence) pairs a subscriber has seen: one bit each. */
+class SeqSet {
+  constructor() {
+    this.bits = new Uint32Array(4096);
+    this.distinct = 0;
+    this.dups = 0;
+  }
+
+  add(seq) {
+    const w = seq >>> 5;
+    if (w >= this.bits.length) {
+      let size = this.bits.length * 2;
+      while (size <= w) size *= 2;
+      const grown = new Uint32Array(size);
+      grown.set(this.bits);
+      this.bits = grown;
+    }
+    const m = 1 << (seq & 31);
+    if ((this.bits[w] & m) !== 0) {
+      this.dups++;
+      return;
+    }
+    this.bits[w] |= m;
+    this.distinct++;
+  }
+}
+
+let clientCounter = 0;
+function credentials(ctx, role, keepalive = 0) {
+  clientCounter += 1;
+  return { clientId: `bench-${process.pid}-${role}-${clientCounter}`, username: ctx.username, password: ctx.password, keepalive };
+}
+
+/** Runs `fn(i)` for i < count with at most `concurrency` at a time; returns the settled results in order. */
+async function pool(count, concurrency, fn) {
+  const results = new Array(count);
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      try {
+        results[i] = { ok: true, value: await fn(i) };
+      } catch (error) {
+        results[i] = { ok: false, error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return results;
+}
+
+async function connectAll(clients, concurrency) {
+  const results = await pool(clients.length, concurrency, (i) => clients[i].connect());
+  const failed = results.find((r) => !r.ok);
+  if (failed !== undefined) throw failed.error;
+}
+
+function tlsInfo(client) {
+  const s = client.socket;
+  if (typeof s.getProtocol !== 'function') return null;
+  return { protocol: s.getProtocol(), cipher: s.getCipher()?.name };
+}
+
+function percentile(sorted, q) {
+  if (sorted.length === 0) return Number.NaN;
+  const idx = Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1);
+  return sorted[Math.max(0, idx)];
+}
+
+/** Waits until `done()` or until nothing has moved for `idleMs` (progress() changes) or `maxMs` passed. */
+async function drain(done, progress, idleMs, maxMs) {
+  const start = nowMs();
+  let last = progress();
+  let lastChange = start;
+  while (!done()) {
+    await sleep(20);
+    const p = progress();
+    const t = nowMs();
+    if (p !== last) {
+      last = p;
+      lastChange = t;
+    }
+    if (t - lastChange > idleMs || t - start > maxMs) return false;
+  }
+  return true;
+}
+
+/**
+ * P publishers -> S subscribers, all on topic filter bench/t/+ (publisher i publishes on bench/t/i).
+ * Publishers send batches as fast as the socket takes them, bounded by an end-to-end credit (deliveries
+ * owed: messages sent times S minus messages received) so that no broker builds an unbounded queue, and at QoS 1 by a
+ * window of unacknowledged PUBLISHes per publisher. Throughput = deliveries per second in the measured window.
+ */
+export async function throughput(target, p, ctx) {
+  const P = p.publishers;
+  const S = p.subscribers;
+  const qos = p.qos;
+  const subs = [];
+  for (let s = 0; s < S; s++) subs.push(new Client(target, credentials(ctx, `sub${s}`)));
+  const pubs = [];
+  for (let i = 0; i < P; i++) pubs.push(new Client(target, credentials(ctx, `pub${i}`)));
+  const all = [...subs, ...pubs];
+  try {
+    await connectAll(subs, 50);
+    await Promise.all(subs.map((c) => c.subscribe('bench/t/+', qos)));
+    await connectAll(pubs, 50);
+    for (const c of subs) c.coalesceReads = p.coalesceReads;
+
+    let running = false;
+    let sentTotal = 0;
+    let deliveredTotal = 0;
+    let forgiven = 0;
+    let stalls = 0;
+    let badAcks = 0;
+
+    const subState = subs.map((client) => {
+      const st = { sets: Array.from({ length: P }, () => new SeqSet()), acks: new Uint16Array(8192), nAcks: 0, foreign: 0 };
+      client.onPublish = (buf, start, _end, q, id) => {
+        const pub = buf.readUInt32BE(start);
+        const set = st.sets[pub];
+        if (set === undefined) st.foreign++;
+        else set.add(buf.readUInt32BE(start + 4));
+        deliveredTotal++;
+        if (q > 0) {
+          st.acks[st.nAcks++] = id;
+          if (st.nAcks === st.acks.length) {
+            client.write(encodePubacks(st.acks, st.nAcks));
+            st.nAcks = 0;
+          }
+        }
+      };
+      client.onChunk = () => {
+        if (st.nAcks > 0) {
+          client.write(encodePubacks(st.acks, st.nAcks));
+          st.nAcks = 0;
+        }
+        pumpAll();
+      };
+      return st;
+    });
+
+    const pubState = pubs.map((client, i) => {
+      const st = {
+        i, client, seq: 0, inflight: 0, blocked: false, acked: 0,
+        outstanding: new Uint8Array(65536),
+        tpl: publishTemplate(`bench/t/${i}`, qos, p.payload),
+      };
+      client.onPuback = (id) => {
+        if (st.outstanding[id] === 1) {
+          st.outstanding[id] = 0;
+          st.inflight--;
+          st.acked++;
+        } else {
+          badAcks++;
+        }
+      };
+      client.onChunk = () => pumpAll();
+      client.socket.on('drain', () => {
+        st.blocked = false;
+        pumpAll();
+      });
+      return st;
+    });
+
+    const creditLimit = p.credit;
+    // Never write a dribble: a batch waits until it can be full (or half the QoS 1 window), else every
+    // delivery would let the publishers write one message at a time.
+    const minBatch = Math.max(1, Math.min(p.batch, qos > 0 ? Math.floor(p.window / 2) : p.batch));
+    const sendBatch = (st) => {
+      if (st.blocked) return false;
+      let n = Math.min(p.batch, Math.floor((creditLimit - (sentTotal * S - deliveredTotal - forgiven)) / S));
+      if (qos > 0) n = Math.min(n, p.window - st.inflight);
+      if (n < minBatch) return false;
+      const buf = fillPublishes(st.tpl, n, st.i, st.seq, packetIdFor);
+      if (qos > 0) {
+        for (let j = 0; j < n; j++) st.outstanding[packetIdFor(st.seq + j)] = 1;
+        st.inflight += n;
+      }
+      st.seq += n;
+      sentTotal += n;
+      if (!st.client.write(buf)) st.blocked = true;
+      return true;
+    };
+    let rr = 0;
+    let pumping = false;
+    function pumpAll() {
+      if (!running || pumping) return;
+      pumping = true;
+      let progressed = true;
+      while (progressed) {
+        progressed = false;
+        for (let k = 0; k < P; k++) {
+          if (sendBatch(pubState[(rr + k) % P])) progressed = true;
+        }
+        rr = (rr + 1) % P;
+      }
+      pumping = false;
+    }
+
+    // If messages vanish (QoS 0 may lose), the credit would never come back: forgive what is outstanding after
+    // a quiet spell and count a stall.
+    let lastDelivered = -1;
+    let quietTicks = 0;
+    const watchdog = setInterval(() => {
+      if (!running) return;
+      if (deliveredTotal === lastDelivered && pubState.every((st) => !st.blocked)) {
+        quietTicks++;
+        if (quietTicks >= 10) {
+          const outstanding = sentTotal * S - deliveredTotal - forgiven;
+          if (outstanding > 0) {
+            forgiven += outstanding;
+            stalls++;
+          }
+          quietTicks = 0;
+          pumpAll();
+        }
+      } else {
+        quietTicks = 0;
+      }
+      lastDelivered = deliveredTotal;
+    }, 100);
+
+    running = true;
+    pumpAll();
+    await sleep(p.warmupMs);
+    const d0 = deliveredTotal;
+    const s0 = sentTotal;
+    const stop = startWindow(ctx.brokerPid);
+    await sleep(p.durationMs);
+    const d1 = deliveredTotal;
+    const s1 = sentTotal;
+    const w = stop();
+    running = false;
+    clearInterval(watchdog);
+
+    const expected = sentTotal * S;
+    const distinct = () => subState.reduce((a, st) => a + st.sets.reduce((b, set) => b + set.distinct, 0), 0);
+    const unacked = () => pubState.reduce((a, st) => a + st.inflight, 0);
+    const drained = await drain(
+      () => distinct() >= expected && unacked() === 0,
+      () => deliveredTotal + pubState.reduce((a, st) => a + st.acked, 0),
+      p.drainIdleMs,
+      p.drainMaxMs,
+    );
+    const dups = subState.reduce((a, st) => a + st.sets.reduce((b, set) => b + set.dups, 0), 0);
+    const seen = distinct();
+    const disconnected = all.filter((c) => c.closed).length;
+    return {
+      deliveredPerSec: ((d1 - d0) * 1000) / w.wallMs,
+      publishedPerSec: ((s1 - s0) * 1000) / w.wallMs,
+      windowMs: w.wallMs,
+      generatorCpu: w.generatorCpu,
+      brokerCpu: w.brokerCpu,
+      sent: sentTotal,
+      expected,
+      delivered: deliveredTotal,
+      lost: expected - seen,
+      lossPct: expected > 0 ? ((expected - seen) * 100) / expected : 0,
+      dups,
+      unacked: unacked(),
+      badAcks,
+      foreign: subState.reduce((a, st) => a + st.foreign, 0),
+      stalls,
+      drained,
+      disconnectedEarly: disconnected,
+      tls: tlsInfo(all[0]),
+    };
+  } finally {
+    await Promise.all(all.map((c) => c.disconnect()));
+  }
+}
+
+/** One publisher -> one subscriber at a fixed rate; send time (hrtime) in the payload. */
+export async function latency(target, p, ctx) {
+  const qos = p.qos;
+  const sub = new Client(target, credentials(ctx, 'lsub'));
+  const pub = new Client(target, credentials(ctx, 'lpub'));
+  try {
+    await sub.connect();
+    await sub.subscribe('bench/t/+', qos);
+    await pub.connect();
+    const tpl = publishTemplate('bench/t/0', qos, p.payload);
+    const set = new SeqSet();
+    const samples = [];
+    let warmNs = BigInt(Number.MAX_SAFE_INTEGER) * 1000n;
+    let delivered = 0;
+    const acks = [];
+    sub.onPublish = (buf, start, _end, q, id) => {
+      const t = process.hrtime.bigint();
+      const sent = buf.readBigUInt64BE(start + 8);
+      set.add(buf.readUInt32BE(start + 4));
+      delivered++;
+      if (sent >= warmNs) samples.push(Number(t - sent) / 1000);
+      if (q > 0) acks.push(id);
+    };
+    sub.onChunk = () => {
+      if (acks.length > 0) {
+        sub.write(encodePubacks(acks, acks.length));
+        acks.length = 0;
+      }
+    };
+    let inflight = 0;
+    let acked = 0;
+    pub.onPuback = () => {
+      inflight--;
+      acked++;
+    };
+
+    let seq = 0;
+    const t0 = nowMs();
+    const tick = () => {
+      const due = Math.min(1000, Math.floor(((nowMs() - t0) * p.rate) / 1000) - seq);
+      for (let k = 0; k < due; k++) {
+        const buf = fillPublishes(tpl, 1, 0, seq, packetIdFor);
+        buf.writeBigUInt64BE(process.hrtime.bigint(), tpl.payloadOffset + 8);
+        seq++;
+        if (qos > 0) inflight++;
+        pub.write(buf);
+      }
+    };
+    const timer = setInterval(tick, 1);
+    await sleep(p.warmupMs);
+    warmNs = process.hrtime.bigint();
+    const stop = startWindow(ctx.brokerPid);
+    await sleep(p.durationMs);
+    clearInterval(timer);
+    const w = stop();
+    await drain(() => set.distinct >= seq && inflight === 0, () => delivered + acked, p.drainIdleMs, p.drainMaxMs);
+    samples.sort((a, b) => a - b);
+    return {
+      rate: p.rate,
+      samples: samples.length,
+      p50Us: percentile(samples, 0.5),
+      p99Us: percentile(samples, 0.99),
+      p999Us: percentile(samples, 0.999),
+      maxUs: samples.length > 0 ? samples[samples.length - 1] : Number.NaN,
+      generatorCpu: w.generatorCpu,
+      brokerCpu: w.brokerCpu,
+      sent: seq,
+      expected: seq,
+      delivered,
+      lost: seq - set.distinct,
+      lossPct: seq > 0 ? ((seq - set.distinct) * 100) / seq : 0,
+      dups: set.dups,
+      unacked: inflight,
+      tls: tlsInfo(sub),
+    };
+  } finally {
+    await Promise.all([sub.disconnect(), pub.disconnect()]);
+  }
+}
+
+/**
+ * `concurrency` loops of: TCP + TLS + CONNECT (passwd user) until CONNACK, then DISCONNECT and close.
+ * The first `warmupMs` are not measured (a Node broker, and the generator, run cold code at first);
+ * counted are the cycles completed in the window, and the connect times of those begun in it.
+ */
+export async function connections(target, p, ctx) {
+  const times = [];
+  let completed = 0;
+  let errors = 0;
+  let firstError = null;
+  let tls = null;
+  let measuring = false;
+  let stop = null;
+  const end = nowMs() + p.warmupMs + p.durationMs;
+  const loop = async () => {
+    while (nowMs() < end) {
+      const counted = measuring;
+      const c = new Client(target, credentials(ctx, 'c'));
+      try {
+        const ms = await c.connect();
+        if (counted) times.push(ms);
+        if (tls === null) tls = tlsInfo(c);
+        await c.disconnect();
+        if (measuring && nowMs() <= end) completed++;
+      } catch (err) {
+        if (counted) errors++;
+        firstError ??= String(err?.message ?? err);
+        c.socket?.destroy();
+        await sleep(10);
+      }
+    }
+  };
+  const warm = sleep(p.warmupMs).then(() => {
+    measuring = true;
+    stop = startWindow(ctx.brokerPid);
+  });
+  await Promise.all([warm, ...Array.from({ length: p.concurrency }, loop)]);
+  const w = stop();
+  times.sort((a, b) => a - b);
+  return {
+    concurrency: p.concurrency,
+    connections: completed,
+    connPerSec: (completed * 1000) / w.wallMs,
+    p50Ms: percentile(times, 0.5),
+    p99Ms: percentile(times, 0.99),
+    maxMs: times.length > 0 ? times[times.length - 1] : Number.NaN,
+    brokerCpuMsPerConn: completed > 0 ? w.brokerCpuMs / completed : Number.NaN,
+    brokerCpu: w.brokerCpu,
+    generatorCpu: w.generatorCpu,
+    errors,
+    firstError,
+    tls,
+  };
+}
+
+/** RSS of the idle broker, then with N idle TLS clients connected (opened `concurrency` at a time). */
+export async function memory(target, p, ctx) {
+  const clients = [];
+  const steps = [];
+  let errors = 0;
+  let firstError = null;
+  try {
+    await sleep(p.settleMs);
+    const idle = rssKiB(ctx.brokerPid);
+    const stop = startWindow(ctx.brokerPid);
+    for (const count of p.steps) {
+      const add = count - clients.length;
+      const fresh = Array.from({ length: add }, () => new Client(target, credentials(ctx, 'idle')));
+      const opening = nowMs();
+      const results = await pool(fresh.length, p.concurrency, (i) => fresh[i].connect());
+      const openMs = nowMs() - opening;
+      const times = [];
+      results.forEach((r, i) => {
+        if (r.ok) {
+          times.push(r.value);
+          clients.push(fresh[i]);
+        } else {
+          errors++;
+          firstError ??= String(r.error?.message ?? r.error);
+        }
+      });
+      await sleep(p.settleMs);
+      const rss = rssKiB(ctx.brokerPid);
+      const connected = clients.filter((c) => !c.closed).length;
+      times.sort((a, b) => a - b);
+      steps.push({
+        target: count, clients: connected, rssKiB: rss, kibPerClient: connected > 0 ? (rss - idle) / connected : Number.NaN,
+        openMs, connectP50Ms: percentile(times, 0.5), connectP99Ms: percentile(times, 0.99),
+      });
+    }
+    const w = stop();
+    return {
+      idleRssKiB: idle,
+      steps,
+      errors,
+      firstError,
+      brokerCpuMsPerConn: clients.length > 0 ? w.brokerCpuMs / clients.length : Number.NaN,
+      generatorCpu: w.generatorCpu,
+      generatorRssKiB: Math.round(process.memoryUsage.rss() / 1024),
+    };
+  } finally {
+    for (let i = 0; i < clients.length; i += 500) {
+      await Promise.all(clients.slice(i, i + 500).map((c) => c.disconnect()));
+    }
+  }
+}
+
+export const kinds = { throughput, latency, connections, memory };

@@ -1,0 +1,328 @@
+// npm run bench: our broker against Debian's mosquitto under the same load, on loopback.
+// Every measurement starts a fresh broker (pinned to one core) and a fresh load generator process (pinned to
+// the other), alternating brokers A B A B; prints medians (min..max) and ratios, writes bench/results/*.json.
+// Knobs (env): see bench/README.md.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BROKERS, children, killAll, pinPrefix, startBroker, tools } from './lib/brokers.js';
+import { cpuMs } from './lib/proc.js';
+import { figuresFor, flatten, summarize, table } from './lib/report.js';
+import { makeShared, mosquittoOnlyDirectives } from './lib/setup.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const env = process.env;
+const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
+const num = (name, fallback) => {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v}: expected a non-negative number`);
+  return n;
+};
+const list = (name, fallback) => (env[name] ?? fallback).split(',').map((s) => s.trim()).filter((s) => s !== '');
+
+const runs = num('BENCH_RUNS', quick ? 1 : 3);
+// Opening 10,000 TLS clients takes the better part of a minute per broker, and RSS hardly varies: one run each.
+const memoryRuns = num('BENCH_MEMORY_RUNS', Math.min(runs, 1));
+const seconds = num('BENCH_SECONDS', quick ? 1 : 5);
+const warmupMs = num('BENCH_WARMUP_MS', quick ? 300 : 1000);
+const payload = num('BENCH_PAYLOAD', 64);
+const window = num('BENCH_WINDOW', 64);
+const credit = num('BENCH_CREDIT', 20_000);
+const batch = num('BENCH_BATCH', 32);
+const latencyRate = num('BENCH_LATENCY_RATE', quick ? 500 : 2000);
+const connectSeconds = num('BENCH_CONNECT_SECONDS', quick ? 1 : 4);
+const verify = env.BENCH_VERIFY === '1';
+const genNodeFlags = (env.BENCH_GEN_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+const brokerNames = list('BENCH_BROKERS', 'ours,mosquitto');
+const resultsDir = env.BENCH_RESULTS_DIR ?? join(here, 'results');
+const pin = env.BENCH_PIN !== '0' && tools.taskset && os.availableParallelism() >= 2;
+const brokerCore = pin ? num('BENCH_BROKER_CORE', 0) : null;
+const genCore = pin ? num('BENCH_GEN_CORE', 1) : null;
+const hardNofile = Number(execFileSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim()) || 1024;
+const nofile = Math.min(65536, hardNofile);
+let memorySteps = list('BENCH_CLIENTS', quick ? '50,100' : '1000,10000').map(Number);
+const notes = [];
+if (memorySteps.some((n) => n + 200 > nofile)) {
+  notes.push(`memory steps capped: the file-descriptor limit here is ${nofile}`);
+  memorySteps = memorySteps.map((n) => Math.min(n, nofile - 200));
+}
+
+for (const b of brokerNames) if (BROKERS[b] === undefined) throw new Error(`BENCH_BROKERS: unknown broker ${b} (known: ${Object.keys(BROKERS).join(', ')})`);
+const baseline = brokerNames.includes('mosquitto') ? 'mosquitto' : brokerNames[brokerNames.length - 1];
+
+const drain = { drainIdleMs: 1500, drainMaxMs: quick ? 5000 : 15_000 };
+// Pause of throughput subscribers after each read: long enough that a read takes several packets (a fan-out
+// subscriber gets 1/50 of the traffic, so it waits longer), short against the run.
+const coalesceEnv = env.BENCH_COALESCE_MS === undefined || env.BENCH_COALESCE_MS === '' ? null : num('BENCH_COALESCE_MS', 0);
+const flow = { payload, window, credit, batch, warmupMs, durationMs: seconds * 1000, ...drain };
+const fanIn = { ...flow, coalesceReads: coalesceEnv ?? 1 };
+const fanOut = { ...flow, coalesceReads: coalesceEnv ?? 5 };
+const SCENARIOS = [
+  { name: 'fanin-qos0', kind: 'throughput', title: 'fan-in QoS 0, TLS (8 publishers -> 1 subscriber)', params: { transport: 'tls', publishers: 8, subscribers: 1, qos: 0, ...fanIn } },
+  { name: 'fanin-qos1', kind: 'throughput', title: `fan-in QoS 1, TLS (8 -> 1, ${window} in flight per publisher)`, params: { transport: 'tls', publishers: 8, subscribers: 1, qos: 1, ...fanIn } },
+  { name: 'fanout-qos0', kind: 'throughput', title: 'fan-out QoS 0, TLS (1 publisher -> 50 subscribers)', params: { transport: 'tls', publishers: 1, subscribers: quick ? 10 : 50, qos: 0, ...fanOut } },
+  { name: 'fanout-qos0-tcp', kind: 'throughput', title: 'fan-out QoS 0, plain TCP (1 -> 50)', params: { transport: 'tcp', publishers: 1, subscribers: quick ? 10 : 50, qos: 0, ...fanOut } },
+  { name: 'latency-qos0', kind: 'latency', title: `latency QoS 0, TLS, 1 -> 1 at ${latencyRate} msgs/s`, params: { transport: 'tls', qos: 0, rate: latencyRate, payload, warmupMs, durationMs: seconds * 1000, ...drain } },
+  { name: 'latency-qos1', kind: 'latency', title: `latency QoS 1, TLS, 1 -> 1 at ${latencyRate} msgs/s`, params: { transport: 'tls', qos: 1, rate: latencyRate, payload, warmupMs, durationMs: seconds * 1000, ...drain } },
+  { name: 'connect-seq', kind: 'connections', title: 'TLS connection rate, sequential (TCP+TLS+CONNECT..CONNACK, DISCONNECT)', params: { transport: 'tls', concurrency: 1, warmupMs, durationMs: connectSeconds * 1000 } },
+  { name: 'connect-c20', kind: 'connections', title: 'TLS connection rate, 20 concurrent', params: { transport: 'tls', concurrency: 20, warmupMs, durationMs: connectSeconds * 1000 } },
+  { name: 'memory', kind: 'memory', title: `memory: idle, then ${memorySteps.join(' and ')} idle TLS clients (${memoryRuns} run${memoryRuns === 1 ? '' : 's'} each)`, params: { transport: 'tls', steps: memorySteps, concurrency: 50, settleMs: quick ? 500 : 2000 } },
+];
+const wanted = list('BENCH_SCENARIOS', SCENARIOS.map((s) => s.name).join(','));
+for (const w of wanted) if (!SCENARIOS.some((s) => s.name === w)) throw new Error(`BENCH_SCENARIOS: unknown scenario ${w} (known: ${SCENARIOS.map((s) => s.name).join(', ')})`);
+const scenarios = SCENARIOS.filter((s) => wanted.includes(s.name));
+
+const workDir = mkdtempSync(join(os.tmpdir(), 'mab-bench-'));
+let stopping = false;
+async function shutdown(code, reason) {
+  if (stopping) return;
+  stopping = true;
+  if (reason !== undefined) console.error(reason);
+  await killAll();
+  if (env.BENCH_KEEP !== '1') rmSync(workDir, { recursive: true, force: true });
+  else console.error(`kept ${workDir}`);
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(130, 'interrupted: stopping brokers and generators'));
+process.on('SIGTERM', () => void shutdown(143, 'terminated: stopping brokers and generators'));
+process.on('uncaughtException', (err) => void shutdown(1, err.stack));
+process.on('unhandledRejection', (err) => void shutdown(1, err instanceof Error ? err.stack : String(err)));
+
+/** Busy and total CPU ticks of the whole machine (/proc/stat), to see what else ran meanwhile. */
+function machineTicks() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  const busy = f.slice(0, 8).reduce((a, b) => a + b, 0) - idle;
+  return busy;
+}
+const tick = (() => {
+  try {
+    return 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  } catch {
+    return 10;
+  }
+})();
+
+function generatorTimeout(sc) {
+  const p = sc.params;
+  if (sc.kind === 'memory') return 60_000 + Math.max(...p.steps) * 20;
+  if (sc.kind === 'connections') return p.warmupMs + p.durationMs + 60_000;
+  return p.warmupMs + p.durationMs + p.drainMaxMs + 60_000;
+}
+
+/** One generator process (pinned), one job; resolves with its result plus what the harness measured around it. */
+function runGenerator(sc, target, ctx) {
+  return new Promise((resolve, reject) => {
+    const script = `ulimit -n ${nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`;
+    const argv = [...pinPrefix(genCore), process.execPath, ...genNodeFlags, join(here, 'generator.js')];
+    const child = spawn('bash', ['-c', script, 'bench-generator', ...argv], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    children.add(child);
+    let done = false;
+    let before = null;
+    const finish = (fn) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      fn();
+    };
+    const timer = setTimeout(() => finish(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`generator timed out after ${generatorTimeout(sc)} ms`));
+    }), generatorTimeout(sc));
+    child.on('exit', (code, signal) => {
+      children.delete(child);
+      finish(() => reject(new Error(`generator exited (${code ?? signal}) without a result`)));
+    });
+    child.on('message', (msg) => {
+      if (msg.ready === true) {
+        before = { machine: machineTicks(), broker: cpuMs(ctx.brokerPid), gen: cpuMs(child.pid), self: process.cpuUsage(), t: Date.now() };
+        child.send({ kind: sc.kind, target, params: sc.params, ctx });
+        return;
+      }
+      const wallMs = Date.now() - before.t;
+      const self = process.cpuUsage(before.self);
+      const others = (machineTicks() - before.machine) * tick - (cpuMs(ctx.brokerPid) - before.broker)
+        - (cpuMs(child.pid) - before.gen) - (self.user + self.system) / 1000;
+      finish(() => {
+        if (msg.error !== undefined) reject(new Error(`generator: ${msg.error}`));
+        else resolve({ ...msg.result, backgroundCpu: Math.max(0, others / wallMs) });
+      });
+    });
+  });
+}
+
+async function measure(sc, brokerName, shared, index) {
+  const dir = join(workDir, `${sc.name}-${brokerName}-${index}`);
+  mkdirSync(dir, { recursive: true });
+  const broker = await startBroker(brokerName, shared, dir, { core: brokerCore, nofile });
+  try {
+    const target = {
+      transport: sc.params.transport,
+      host: '127.0.0.1',
+      port: sc.params.transport === 'tls' ? broker.tlsPort : broker.tcpPort,
+      // The harness's readiness check verified the certificate against our CA; the generator does not
+      // verify again unless BENCH_VERIFY=1 (it costs the generator ~30% more per TLS connection).
+      ca: verify ? shared.ca : undefined,
+      servername: 'localhost',
+    };
+    const ctx = { brokerPid: broker.pid, username: shared.username, password: shared.password };
+    const result = await runGenerator(sc, target, ctx);
+    const exited = broker.exited();
+    if (exited !== null) throw new Error(`${brokerName} died during the scenario (${exited.code ?? exited.signal}):\n${broker.logTail()}`);
+    return { result, confLines: broker.confLines };
+  } catch (err) {
+    const exited = broker.exited();
+    if (exited !== null && !String(err.message).includes('died during')) {
+      err.message += `\n${brokerName} exited (${exited.code ?? exited.signal}):\n${broker.logTail()}`;
+    }
+    throw err;
+  } finally {
+    await broker.stop();
+  }
+}
+
+/** Which source the "ours" figures belong to: commit, and the files under src/ that differ from it. */
+function sourceState() {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: join(here, '..'), encoding: 'utf8' }).trim();
+    const changed = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: join(here, '..'), encoding: 'utf8' })
+      .split('\n').filter((l) => l.trim() !== '').map((l) => l.slice(3));
+    return { commit, uncommittedSrc: changed };
+  } catch {
+    return { commit: 'unknown', uncommittedSrc: [] };
+  }
+}
+
+async function main() {
+  for (const b of brokerNames) BROKERS[b].check();
+  const source = sourceState();
+  const startedAt = new Date();
+  const loadStart = os.loadavg();
+  console.log(`mqtt-acme-broker bench${quick ? ' (quick)' : ''}: ${brokerNames.map((b) => BROKERS[b].label).join(' vs ')}`);
+  console.log(`  ${runs} run(s) each (memory: ${memoryRuns}), alternating ${brokerNames.join(' ')}; ${seconds} s measured after ${warmupMs} ms warm-up; payload ${payload} B; loopback only`);
+  console.log(pin
+    ? `  pinned with taskset: brokers on core ${brokerCore}, generator on core ${genCore}`
+    : '  NOT pinned (taskset missing, one core, or BENCH_PIN=0): broker and generator share the CPUs');
+  if (brokerNames.includes('mosquitto')) console.log(`  mosquitto also gets: ${mosquittoOnlyDirectives().join('; ')}; both get max_queued_messages 0 (mosquitto 2.0.11 drops QoS 1 messages otherwise)`);
+  console.log(`  source: ${source.commit}${source.uncommittedSrc.length > 0 ? ` + uncommitted ${source.uncommittedSrc.join(', ')}` : ''}`);
+  console.log(`  load average at start: ${loadStart.map((l) => l.toFixed(2)).join(' ')} on ${os.availableParallelism()} CPUs`);
+  for (const n of notes) console.log(`  note: ${n}`);
+
+  const shared = await makeShared(workDir);
+  const report = {
+    tool: 'mqtt-acme-broker bench',
+    startedAt: startedAt.toISOString(),
+    quick,
+    runs,
+    brokers: brokerNames,
+    baseline,
+    brokerLabels: Object.fromEntries(brokerNames.map((b) => [b, BROKERS[b].label])),
+    source,
+    machine: { cpus: os.availableParallelism(), node: process.version, kernel: os.release(), loadStart, pinned: pin, brokerCore, genCore, nofile },
+    settings: { verify, coalesceMs: coalesceEnv ?? 'fan-in 1, fan-out 5', memoryRuns, seconds, warmupMs, payload, window, credit, batch, latencyRate, connectSeconds, memorySteps, certificates: shared.certSource, notes },
+    configs: {},
+    tls: {},
+    scenarios: [],
+    failures: [],
+  };
+
+  for (const sc of scenarios) {
+    console.log(`\n${sc.title}`);
+    const perBroker = Object.fromEntries(brokerNames.map((b) => [b, []]));
+    const failed = {};
+    const scRuns = sc.kind === 'memory' ? memoryRuns : runs;
+    for (let i = 0; i < scRuns; i++) {
+      for (const b of brokerNames) {
+        const t0 = Date.now();
+        try {
+          const { result, confLines } = await measure(sc, b, shared, i);
+          report.configs[b] ??= confLines;
+          perBroker[b].push(flatten(sc.kind, result));
+          console.log(`  ${b} #${i + 1}: ${oneLine(sc.kind, result)} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+          if (result.tls != null) report.tls[b] ??= `${result.tls.protocol} ${result.tls.cipher}`;
+        } catch (err) {
+          failed[b] = (failed[b] ?? 0) + 1;
+          report.failures.push({ scenario: sc.name, broker: b, run: i + 1, error: String(err.message) });
+          console.log(`  ${b} #${i + 1}: FAILED ${err.message}`);
+        }
+        if (stopping) return;
+      }
+    }
+    const figures = figuresFor(sc.kind, sc.params);
+    const summary = {};
+    for (const f of figures) {
+      const s = {};
+      for (const b of brokerNames) s[b] = summarize(perBroker[b].map((r) => r[f.key]));
+      s.ratio = Object.fromEntries(brokerNames.filter((b) => b !== baseline).map((b) => [b, s[b].median / s[baseline].median]));
+      summary[f.key] = s;
+    }
+    const entry = {
+      name: sc.name, title: sc.title, kind: sc.kind, params: sc.params, figures, summary,
+      generatorCpu: Object.fromEntries(brokerNames.map((b) => [b, Math.max(...perBroker[b].map((r) => r.generatorCpu))])),
+      backgroundCpu: Object.fromEntries(brokerNames.map((b) => [b, summarize(perBroker[b].map((r) => r.backgroundCpu)).median])),
+      generatorOverloaded: brokerNames.filter((b) => perBroker[b].some((r) => r.generatorCpu > 0.8)),
+      failed,
+      failures: Object.values(failed).reduce((a, n) => a + n, 0),
+      results: perBroker,
+    };
+    if (sc.kind === 'throughput' || sc.kind === 'latency') {
+      entry.delivery = Object.fromEntries(brokerNames.map((b) => [b, {
+        expected: perBroker[b].reduce((a, r) => a + r.expected, 0),
+        lost: perBroker[b].reduce((a, r) => a + r.lost, 0),
+        dups: perBroker[b].reduce((a, r) => a + r.dups, 0),
+      }]));
+    }
+    report.scenarios.push(entry);
+  }
+
+  report.finishedAt = new Date().toISOString();
+  report.machine.loadEnd = os.loadavg();
+  const text = table(report);
+  console.log(`\n${text}`);
+  if (Object.keys(report.tls).length > 0) console.log(`\nnegotiated: ${Object.entries(report.tls).map(([b, t]) => `${b} ${t}`).join('; ')}`);
+  console.log(`\nload average at end: ${report.machine.loadEnd.map((l) => l.toFixed(2)).join(' ')}; ratios are medians ${brokerNames.filter((b) => b !== baseline).join(', ')} / ${baseline}`);
+  const overloaded = report.scenarios.filter((s) => s.generatorOverloaded.length > 0);
+  if (overloaded.length > 0) {
+    console.log(`(!) generator above 80% of its core in: ${overloaded.map((s) => `${s.name} [${s.generatorOverloaded.join(', ')}]`).join('; ')}: those figures may be bounded by the generator, not the broker`);
+  }
+  report.table = text;
+  mkdirSync(resultsDir, { recursive: true });
+  const stamp = report.startedAt.replace(/[:.]/g, '-');
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  writeFileSync(join(resultsDir, `bench-${stamp}.json`), json);
+  writeFileSync(join(resultsDir, 'latest.json'), json);
+  console.log(`results: ${join(resultsDir, `bench-${stamp}.json`)} (and latest.json)`);
+  if (report.failures.length > 0) {
+    console.log(`${report.failures.length} measurement(s) failed`);
+    process.exitCode = 1;
+  }
+}
+
+function oneLine(kind, r) {
+  const pct = (x) => `${Math.round(x * 100)}%`;
+  const gen = `gen ${pct(r.generatorCpu)}${r.generatorCpu > 0.8 ? ' (!)' : ''}`;
+  switch (kind) {
+    case 'throughput':
+      return `${Math.round(r.deliveredPerSec).toLocaleString('en-US')} msgs/s, broker ${pct(r.brokerCpu)}, ${gen}, lost ${r.lost}, dups ${r.dups}${r.stalls ? `, stalls ${r.stalls}` : ''}${r.unacked ? `, unacked ${r.unacked}` : ''}`;
+    case 'latency':
+      return `p50 ${Math.round(r.p50Us)} us, p99 ${Math.round(r.p99Us)} us, p99.9 ${Math.round(r.p999Us)} us (${r.samples} samples), ${gen}, lost ${r.lost}, dups ${r.dups}`;
+    case 'connections':
+      return `${r.connPerSec.toFixed(0)} conn/s, p99 ${r.p99Ms.toFixed(1)} ms, broker ${r.brokerCpuMsPerConn.toFixed(2)} ms CPU/conn, ${gen}${r.errors ? `, ${r.errors} errors (${r.firstError})` : ''}`;
+    case 'memory':
+      return `idle ${(r.idleRssKiB / 1024).toFixed(1)} MiB; ${r.steps.map((s) => `${s.clients} clients ${(s.rssKiB / 1024).toFixed(1)} MiB (${s.kibPerClient.toFixed(1)} KiB each, opened in ${(s.openMs / 1000).toFixed(1)} s, connect p99 ${s.connectP99Ms.toFixed(0)} ms)`).join('; ')}; ${r.brokerCpuMsPerConn.toFixed(2)} ms CPU/conn, ${gen}${r.errors ? `, ${r.errors} errors (${r.firstError})` : ''}`;
+    default:
+      return JSON.stringify(r);
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(err instanceof Error ? err.stack : err);
+  process.exitCode = 1;
+}
+await shutdown(process.exitCode ?? 0);
