@@ -6,7 +6,64 @@
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
 import AsyncLevelPersistence from 'aedes-persistence-level/asyncPersistence.js';
+import MemoryPersistence from 'aedes-persistence/asyncPersistence.js';
 import type { Logger } from '../log.js';
+
+type SessionClient = { id: string; clean?: boolean };
+
+/**
+ * Level persistence that keeps clean sessions off the disk. A clean session's state ends with its
+ * connection, yet Aedes asks the persistence about it on every QoS 1/2 acknowledgement: a PUBACK to a
+ * clean client looks up an outgoing packet that was never stored (Aedes does not store a clean client's
+ * in-flight messages), and a clean client's inbound QoS 2 packets were written to disk and deleted again.
+ * Measured: 38% of the broker's CPU in fan-in QoS 1 was that lookup. Here a clean client's inbound QoS 2
+ * state lives in memory, and its acknowledgements touch the disk only when this connection was handed
+ * packets from the disk (a previous persistent session's queue, replayed at CONNECT).
+ */
+class SessionAwareLevelPersistence extends AsyncLevelPersistence {
+  readonly #memory = new MemoryPersistence();
+  /** Clean clients that were given packets from the disk queue (they must clear them there). */
+  readonly #replayedFromDisk = new WeakSet<SessionClient>();
+  /** Clean clients whose disk inbound state was cleared at CONNECT (nothing reaches the disk after). */
+  readonly #diskIncomingCleared = new WeakSet<SessionClient>();
+
+  override async setup(broker: unknown): Promise<void> {
+    await super.setup(broker);
+    await this.#memory.setup(broker);
+  }
+
+  override async outgoingUpdate(client: SessionClient, packet: unknown): Promise<void> {
+    // Aedes calls this for a clean client only while replaying the stored queue at CONNECT.
+    if (client.clean === true) this.#replayedFromDisk.add(client);
+    await super.outgoingUpdate(client, packet);
+  }
+
+  override async outgoingClearMessageId(client: SessionClient, packet: unknown): Promise<unknown> {
+    if (client.clean === true && !this.#replayedFromDisk.has(client)) return undefined;
+    return super.outgoingClearMessageId(client, packet);
+  }
+
+  override async incomingStorePacket(client: SessionClient, packet: unknown): Promise<void> {
+    return client.clean === true ? this.#memory.incomingStorePacket(client, packet) : super.incomingStorePacket(client, packet);
+  }
+
+  override async incomingGetPacket(client: SessionClient, packet: unknown): Promise<unknown> {
+    return client.clean === true ? this.#memory.incomingGetPacket(client, packet) : super.incomingGetPacket(client, packet);
+  }
+
+  override async incomingDelPacket(client: SessionClient, packet: unknown): Promise<void> {
+    return client.clean === true ? this.#memory.incomingDelPacket(client, packet) : super.incomingDelPacket(client, packet);
+  }
+
+  override async cleanIncoming(client: SessionClient): Promise<void> {
+    if (client.clean !== true) return super.cleanIncoming(client);
+    // At CONNECT both (a clean session may follow a persistent one with the same client id); at the
+    // disconnect of that connection only memory, since nothing of it went to the disk.
+    if (this.#diskIncomingCleared.has(client)) return this.#memory.cleanIncoming(client);
+    this.#diskIncomingCleared.add(client);
+    await Promise.all([this.#memory.cleanIncoming(client), super.cleanIncoming(client)]);
+  }
+}
 
 export interface BrokerPersistence {
   /** What aedes gets as its `persistence` option; undefined = aedes' own memory persistence. */
@@ -34,7 +91,7 @@ export async function openPersistence(enabled: boolean, location: string, logger
       { cause: err },
     );
   }
-  const persistence = new AsyncLevelPersistence(db);
+  const persistence = new SessionAwareLevelPersistence(db);
   logger.info({ persistence: 'level', location }, 'persistence on: sessions and retained messages are kept on disk');
   let closed = false;
   return {

@@ -6,6 +6,22 @@ declare module 'aedes-persistence-level/asyncPersistence.js' {
     constructor(db: Level<string, Buffer>);
     setup(broker: unknown): Promise<void>;
     destroy(): Promise<void>;
-    countRetained?(): Promise<number>;
+    outgoingUpdate(client: { id: string; clean?: boolean }, packet: unknown): Promise<void>;
+    outgoingClearMessageId(client: { id: string; clean?: boolean }, packet: unknown): Promise<unknown>;
+    incomingStorePacket(client: { id: string; clean?: boolean }, packet: unknown): Promise<void>;
+    incomingGetPacket(client: { id: string; clean?: boolean }, packet: unknown): Promise<unknown>;
+    incomingDelPacket(client: { id: string; clean?: boolean }, packet: unknown): Promise<void>;
+    cleanIncoming(client: { id: string; clean?: boolean }): Promise<void>;
+  }
+}
+
+declare module 'aedes-persistence/asyncPersistence.js' {
+  /** aedes' in-memory persistence (aedes-persistence 10). */
+  export default class MemoryPersistence {
+    setup(broker: unknown): Promise<void>;
+    incomingStorePacket(client: { id: string }, packet: unknown): Promise<void>;
+    incomingGetPacket(client: { id: string }, packet: unknown): Promise<unknown>;
+    incomingDelPacket(client: { id: string }, packet: unknown): Promise<void>;
+    cleanIncoming(client: { id: string }): Promise<void>;
   }
 }

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectMqtt, collectMessages } from '../support/clients.js';
+import { connectMqtt, collectMessages, messagesDuring } from '../support/clients.js';
 import { PASSWD, spawnBroker, USERS, type SpawnedBroker } from '../support/broker.js';
 import { createTestPki, type TestPki } from '../support/tls.js';
 
@@ -94,6 +94,36 @@ describe('process lifecycle', () => {
     expect((await retained)[0]).toMatchObject({ topic: 'home/status', payload: 'online', retain: true });
     await fresh.endAsync();
 
+    expect((await broker.stop('SIGTERM')).code).toBe(0);
+  });
+
+  it('a clean session after a persistent one discards its stored queue; QoS 2 from clean clients is delivered once', async () => {
+    const broker = await start();
+    const port = broker.ports[0] ?? 0;
+    const ca = pki.ca.cert;
+    const offline = await connectMqtt({ port, ca, username: 'bob', password: USERS.bob, clientId: 'switcher', clean: false });
+    await offline.subscribeAsync('switch/#', { qos: 1 });
+    await offline.endAsync();
+    const pub = await connectMqtt({ port, ca, username: 'cam', password: USERS.cam });
+    await pub.publishAsync('switch/a', 'queued-1', { qos: 1 });
+    await pub.publishAsync('switch/b', 'queued-2', { qos: 1 });
+
+    // Clean session with the same id: MQTT-3.1.2-6, the old session and its queue are gone.
+    const clean = await connectMqtt({ port, ca, username: 'bob', password: USERS.bob, clientId: 'switcher', clean: true });
+    const nothing = messagesDuring(clean, 500);
+    expect(await nothing).toEqual([]);
+    // QoS 2 from and to clean clients, exactly once.
+    await clean.subscribeAsync('q2/#', { qos: 2 });
+    const got = collectMessages(clean, 3);
+    for (const m of ['x', 'y', 'z']) await pub.publishAsync('q2/t', m, { qos: 2 });
+    expect((await got).map((m) => `${m.payload}@${m.qos}`)).toEqual(['x@2', 'y@2', 'z@2']);
+    expect(await messagesDuring(clean, 300)).toEqual([]);
+    await clean.endAsync();
+
+    // A persistent session again: nothing of the discarded queue comes back.
+    const again = await connectMqtt({ port, ca, username: 'bob', password: USERS.bob, clientId: 'switcher', clean: false });
+    expect(await messagesDuring(again, 700)).toEqual([]);
+    await Promise.all([again.endAsync(), pub.endAsync()]);
     expect((await broker.stop('SIGTERM')).code).toBe(0);
   });
 
