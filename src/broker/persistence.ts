@@ -11,6 +11,8 @@ import type { Logger } from '../log.js';
 
 type SessionClient = { id: string; clean?: boolean };
 
+const SUBSCRIPTIONS_PREFIX = 'subscriptions:';
+
 /**
  * Level persistence that keeps clean sessions off the disk. A clean session's state ends with its
  * connection, yet Aedes asks the persistence about it on every QoS 1/2 acknowledgement: a PUBACK to a
@@ -22,6 +24,16 @@ type SessionClient = { id: string; clean?: boolean };
  */
 class SessionAwareLevelPersistence extends AsyncLevelPersistence {
   readonly #memory = new MemoryPersistence();
+  /**
+   * Client ids that may have subscriptions on disk. A clean CONNECT must drop a previous persistent
+   * session's subscriptions, which costs a LevelDB range scan; for the ids not in here (every camera that
+   * only ever connects clean) there is nothing to drop. Built from the keys at start-up.
+   */
+  readonly #withStoredSubscriptions = new Set<string>();
+
+  constructor(private readonly db: Level<string, Buffer>) {
+    super(db);
+  }
   /** Clean clients that were given packets from the disk queue (they must clear them there). */
   readonly #replayedFromDisk = new WeakSet<SessionClient>();
   /** Clean clients whose disk inbound state was cleared at CONNECT (nothing reaches the disk after). */
@@ -30,6 +42,22 @@ class SessionAwareLevelPersistence extends AsyncLevelPersistence {
   override async setup(broker: unknown): Promise<void> {
     await super.setup(broker);
     await this.#memory.setup(broker);
+    // aedes-persistence-level 9 keys subscriptions as `subscriptions:<encodeURIComponent(id)>:<topic>`.
+    for await (const key of this.db.keys({ gte: SUBSCRIPTIONS_PREFIX, lt: `${SUBSCRIPTIONS_PREFIX}\uffff` })) {
+      const end = key.indexOf(':', SUBSCRIPTIONS_PREFIX.length);
+      if (end > 0) this.#withStoredSubscriptions.add(decodeURIComponent(key.slice(SUBSCRIPTIONS_PREFIX.length, end)));
+    }
+  }
+
+  override async addSubscriptions(client: SessionClient, subs: unknown[]): Promise<void> {
+    this.#withStoredSubscriptions.add(client.id);
+    await super.addSubscriptions(client, subs);
+  }
+
+  override async cleanSubscriptions(client: SessionClient): Promise<void> {
+    if (!this.#withStoredSubscriptions.has(client.id)) return;
+    await super.cleanSubscriptions(client);
+    this.#withStoredSubscriptions.delete(client.id);
   }
 
   override async outgoingUpdate(client: SessionClient, packet: unknown): Promise<void> {

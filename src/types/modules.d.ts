@@ -12,6 +12,8 @@ declare module 'aedes-persistence-level/asyncPersistence.js' {
     incomingGetPacket(client: { id: string; clean?: boolean }, packet: unknown): Promise<unknown>;
     incomingDelPacket(client: { id: string; clean?: boolean }, packet: unknown): Promise<void>;
     cleanIncoming(client: { id: string; clean?: boolean }): Promise<void>;
+    addSubscriptions(client: { id: string; clean?: boolean }, subs: unknown[]): Promise<void>;
+    cleanSubscriptions(client: { id: string; clean?: boolean }): Promise<void>;
   }
 }
 

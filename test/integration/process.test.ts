@@ -127,6 +127,27 @@ describe('process lifecycle', () => {
     expect((await broker.stop('SIGTERM')).code).toBe(0);
   });
 
+  it('after a restart, a clean CONNECT still ends the stored persistent session of its client id', async () => {
+    let broker = await start();
+    const ca = pki.ca.cert;
+    const first = await connectMqtt({ port: broker.ports[0] ?? 0, ca, username: 'bob', password: USERS.bob, clientId: 'restart-clean', clean: false });
+    await first.subscribeAsync('rc/#', { qos: 1 });
+    await first.endAsync();
+    expect((await broker.stop('SIGTERM')).code).toBe(0);
+
+    broker = await start();
+    const port = broker.ports[0] ?? 0;
+    const clean = await connectMqtt({ port, ca, username: 'bob', password: USERS.bob, clientId: 'restart-clean', clean: true });
+    await clean.endAsync();
+    const pub = await connectMqtt({ port, ca, username: 'cam', password: USERS.cam });
+    await pub.publishAsync('rc/x', 'must not be queued', { qos: 1 });
+    const again = await connectMqtt({ port, ca, username: 'bob', password: USERS.bob, clientId: 'restart-clean', clean: false, resubscribe: false });
+    // Had the old subscription survived, rc/x would have been queued for this session and delivered now.
+    expect(await messagesDuring(again, 700)).toEqual([]);
+    await Promise.all([again.endAsync(), pub.endAsync()]);
+    expect((await broker.stop('SIGTERM')).code).toBe(0);
+  });
+
   it('a second signal exits at once', async () => {
     const broker = await start();
     const port = broker.ports[0] ?? 0;
