@@ -4,6 +4,7 @@
  * messages survive a restart), aedes' in-memory persistence otherwise.
  */
 import { mkdir } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { Level } from 'level';
 import AsyncLevelPersistence from 'aedes-persistence-level/asyncPersistence.js';
 import MemoryPersistence from 'aedes-persistence/asyncPersistence.js';
@@ -11,7 +12,6 @@ import type { Logger } from '../log.js';
 
 type SessionClient = { id: string; clean?: boolean };
 
-const SUBSCRIPTIONS_PREFIX = 'subscriptions:';
 
 /**
  * Level persistence that keeps clean sessions off the disk. A clean session's state ends with its
@@ -25,54 +25,69 @@ const SUBSCRIPTIONS_PREFIX = 'subscriptions:';
 class SessionAwareLevelPersistence extends AsyncLevelPersistence {
   readonly #memory = new MemoryPersistence();
   /**
-   * Client ids that may have subscriptions on disk. A clean CONNECT must drop a previous persistent
-   * session's subscriptions, which costs a LevelDB range scan; for the ids not in here (every camera that
-   * only ever connects clean) there is nothing to drop. Built from the keys at start-up.
+   * Client ids that may have something on disk, by kind. Every CONNECT and disconnect asks LevelDB about
+   * the client's stored subscriptions, queue, inbound QoS 2 packets and will (range scans and lookups);
+   * for an id not in here (every camera that only ever connects clean) the answer is known to be empty.
+   * Built from the keys at start-up, grown on every write; an id is dropped only where its kind is cleared.
    */
-  readonly #withStoredSubscriptions = new Set<string>();
+  readonly #onDisk = { subscriptions: new Set<string>(), outgoing: new Set<string>(), incoming: new Set<string>(), will: new Set<string>() };
+  /** Clean clients that were given packets from the disk queue (they must clear them there). */
+  readonly #replayedFromDisk = new WeakSet<SessionClient>();
 
   constructor(private readonly db: Level<string, Buffer>) {
     super(db);
   }
-  /** Clean clients that were given packets from the disk queue (they must clear them there). */
-  readonly #replayedFromDisk = new WeakSet<SessionClient>();
-  /** Clean clients whose disk inbound state was cleared at CONNECT (nothing reaches the disk after). */
-  readonly #diskIncomingCleared = new WeakSet<SessionClient>();
 
   override async setup(broker: unknown): Promise<void> {
     await super.setup(broker);
     await this.#memory.setup(broker);
-    // aedes-persistence-level 9 keys subscriptions as `subscriptions:<encodeURIComponent(id)>:<topic>`.
-    for await (const key of this.db.keys({ gte: SUBSCRIPTIONS_PREFIX, lt: `${SUBSCRIPTIONS_PREFIX}\uffff` })) {
-      const end = key.indexOf(':', SUBSCRIPTIONS_PREFIX.length);
-      if (end > 0) this.#withStoredSubscriptions.add(decodeURIComponent(key.slice(SUBSCRIPTIONS_PREFIX.length, end)));
+    // aedes-persistence-level 9 keys: `<kind>:<encodeURIComponent(id)>:...` (`will:<id>` has no tail).
+    for (const kind of ['subscriptions', 'outgoing', 'incoming', 'will'] as const) {
+      const prefix = `${kind}:`;
+      for await (const key of this.db.keys({ gte: prefix, lt: `${prefix}\uffff` })) {
+        const end = key.indexOf(':', prefix.length);
+        this.#onDisk[kind].add(decodeURIComponent(key.slice(prefix.length, end < 0 ? undefined : end)));
+      }
     }
   }
 
   override async addSubscriptions(client: SessionClient, subs: unknown[]): Promise<void> {
-    this.#withStoredSubscriptions.add(client.id);
+    this.#onDisk.subscriptions.add(client.id);
     await super.addSubscriptions(client, subs);
   }
 
   override async cleanSubscriptions(client: SessionClient): Promise<void> {
-    if (!this.#withStoredSubscriptions.has(client.id)) return;
+    if (!this.#onDisk.subscriptions.has(client.id)) return;
     await super.cleanSubscriptions(client);
-    this.#withStoredSubscriptions.delete(client.id);
+    this.#onDisk.subscriptions.delete(client.id);
+  }
+
+  override async outgoingEnqueue(sub: { clientId: string }, packet: unknown): Promise<void> {
+    this.#onDisk.outgoing.add(sub.clientId);
+    await super.outgoingEnqueue(sub, packet);
   }
 
   override async outgoingUpdate(client: SessionClient, packet: unknown): Promise<void> {
     // Aedes calls this for a clean client only while replaying the stored queue at CONNECT.
     if (client.clean === true) this.#replayedFromDisk.add(client);
+    this.#onDisk.outgoing.add(client.id);
     await super.outgoingUpdate(client, packet);
   }
 
   override async outgoingClearMessageId(client: SessionClient, packet: unknown): Promise<unknown> {
+    if (!this.#onDisk.outgoing.has(client.id)) return undefined;
     if (client.clean === true && !this.#replayedFromDisk.has(client)) return undefined;
     return super.outgoingClearMessageId(client, packet);
   }
 
+  override outgoingStream(client: SessionClient): Readable {
+    return this.#onDisk.outgoing.has(client.id) ? super.outgoingStream(client) : Readable.from([]);
+  }
+
   override async incomingStorePacket(client: SessionClient, packet: unknown): Promise<void> {
-    return client.clean === true ? this.#memory.incomingStorePacket(client, packet) : super.incomingStorePacket(client, packet);
+    if (client.clean === true) return this.#memory.incomingStorePacket(client, packet);
+    this.#onDisk.incoming.add(client.id);
+    return super.incomingStorePacket(client, packet);
   }
 
   override async incomingGetPacket(client: SessionClient, packet: unknown): Promise<unknown> {
@@ -84,12 +99,27 @@ class SessionAwareLevelPersistence extends AsyncLevelPersistence {
   }
 
   override async cleanIncoming(client: SessionClient): Promise<void> {
-    if (client.clean !== true) return super.cleanIncoming(client);
-    // At CONNECT both (a clean session may follow a persistent one with the same client id); at the
-    // disconnect of that connection only memory, since nothing of it went to the disk.
-    if (this.#diskIncomingCleared.has(client)) return this.#memory.cleanIncoming(client);
-    this.#diskIncomingCleared.add(client);
-    await Promise.all([this.#memory.cleanIncoming(client), super.cleanIncoming(client)]);
+    // A clean session may follow a persistent one with the same client id: clear both.
+    await this.#memory.cleanIncoming(client);
+    if (!this.#onDisk.incoming.has(client.id)) return;
+    await super.cleanIncoming(client);
+    this.#onDisk.incoming.delete(client.id);
+  }
+
+  override async putWill(client: SessionClient, packet: unknown): Promise<void> {
+    this.#onDisk.will.add(client.id);
+    await super.putWill(client, packet);
+  }
+
+  override async getWill(client: SessionClient): Promise<unknown> {
+    return this.#onDisk.will.has(client.id) ? super.getWill(client) : undefined;
+  }
+
+  override async delWill(client: SessionClient): Promise<unknown> {
+    if (!this.#onDisk.will.has(client.id)) return undefined;
+    const will = await super.delWill(client);
+    this.#onDisk.will.delete(client.id);
+    return will;
   }
 }
 

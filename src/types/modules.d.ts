@@ -14,6 +14,11 @@ declare module 'aedes-persistence-level/asyncPersistence.js' {
     cleanIncoming(client: { id: string; clean?: boolean }): Promise<void>;
     addSubscriptions(client: { id: string; clean?: boolean }, subs: unknown[]): Promise<void>;
     cleanSubscriptions(client: { id: string; clean?: boolean }): Promise<void>;
+    outgoingEnqueue(sub: { clientId: string }, packet: unknown): Promise<void>;
+    outgoingStream(client: { id: string; clean?: boolean }): import('node:stream').Readable;
+    putWill(client: { id: string; clean?: boolean }, packet: unknown): Promise<void>;
+    getWill(client: { id: string; clean?: boolean }): Promise<unknown>;
+    delWill(client: { id: string; clean?: boolean }): Promise<unknown>;
   }
 }
 

@@ -148,6 +148,25 @@ describe('process lifecycle', () => {
     expect((await broker.stop('SIGTERM')).code).toBe(0);
   });
 
+  it('publishes the will of a client that vanishes, and not that of one that says goodbye', async () => {
+    const broker = await start();
+    const port = broker.ports[0] ?? 0;
+    const ca = pki.ca.cert;
+    const watcher = await connectMqtt({ port, ca, username: 'bob', password: USERS.bob });
+    await watcher.subscribeAsync('status/#', { qos: 1 });
+    const will = (id: string) => ({ topic: `status/${id}`, payload: Buffer.from('offline'), qos: 1 as const, retain: false });
+    const polite = await connectMqtt({ port, ca, username: 'cam', password: USERS.cam, clientId: 'polite', will: will('polite') });
+    await polite.endAsync();
+    const vanishing = await connectMqtt({ port, ca, username: 'cam', password: USERS.cam, clientId: 'vanishing', will: will('vanishing') });
+    const got = collectMessages(watcher, 1);
+    vanishing.stream.destroy();
+    expect((await got)[0]).toMatchObject({ topic: 'status/vanishing', payload: 'offline' });
+    expect(await messagesDuring(watcher, 400)).toEqual([]);
+    vanishing.end(true);
+    await watcher.endAsync();
+    expect((await broker.stop('SIGTERM')).code).toBe(0);
+  });
+
   it('a second signal exits at once', async () => {
     const broker = await start();
     const port = broker.ports[0] ?? 0;
