@@ -1,6 +1,7 @@
 // Type declarations for dependencies that ship none.
 declare module 'aedes-persistence-level/asyncPersistence.js' {
   import type { Level } from 'level';
+  import type { Readable } from 'node:stream';
   /** aedes 1.x async persistence on a level database (aedes-persistence-level 9). */
   export default class AsyncLevelPersistence {
     constructor(db: Level<string, Buffer>);
@@ -15,7 +16,7 @@ declare module 'aedes-persistence-level/asyncPersistence.js' {
     addSubscriptions(client: { id: string; clean?: boolean }, subs: unknown[]): Promise<void>;
     cleanSubscriptions(client: { id: string; clean?: boolean }): Promise<void>;
     outgoingEnqueue(sub: { clientId: string }, packet: unknown): Promise<void>;
-    outgoingStream(client: { id: string; clean?: boolean }): import('node:stream').Readable;
+    outgoingStream(client: { id: string; clean?: boolean }): Readable;
     putWill(client: { id: string; clean?: boolean }, packet: unknown): Promise<void>;
     getWill(client: { id: string; clean?: boolean }): Promise<unknown>;
     delWill(client: { id: string; clean?: boolean }): Promise<unknown>;
