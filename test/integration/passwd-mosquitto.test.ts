@@ -2,7 +2,7 @@
  * Our password and ACL handling against the real thing: Debian's mosquitto 2.0.11 and mosquitto_passwd.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp as makeTemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
@@ -11,16 +11,9 @@ import { parsePasswd } from '../../src/auth/passwd.js';
 import { passwdCommand } from '../../src/commands/passwd.js';
 import { run, startMosquittoSub } from '../support/clients.js';
 import { mosquittoAvailable, startMosquitto, type RunningMosquitto } from '../support/mosquitto.js';
+import { tempDirs } from '../support/temp-dirs.js';
 
-const dirs: string[] = [];
-async function mkdtemp(prefix: string): Promise<string> {
-  const dir = await makeTemp(prefix);
-  dirs.push(dir);
-  return dir;
-}
-afterAll(async () => {
-  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
-});
+const mkdtemp = tempDirs();
 
 const available = mosquittoAvailable();
 const why = available ? '' : ' (skipped: /usr/sbin/mosquitto is not installed)';

@@ -1,10 +1,11 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp as makeTemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdir, rename, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/log.js';
 import { loadPasswdFile, type Users } from '../../src/auth/passwd.js';
 import { watchAndReload, type Reloader } from '../../src/auth/reloading.js';
+import { tempDirs } from '../support/temp-dirs.js';
 
 const CAM = 'cam:$7$101$0eyo1LK2tTCkVyoE$TfD+UAkPpXvqGbA1d0owxs3bAfGUY7jCKfITOwTk3Or6LAiHgKPAC4ABTZO9xtw478xwXp1iy9HLT0J0Nx2pBg==\n';
 const BOB = 'bob:$7$101$Xw2crMfuucSq3Pc4$E/FqK+cGWM6sqOPJcWi4gyTtZy5OuhwArdh6wry2Bk0jwTKNiiRDm/b9q2P9wlB78nznpwRWxLJOT3OfrPvL5Q==\n';
@@ -31,15 +32,7 @@ async function until(check: () => boolean): Promise<void> {
   while (!check()) await new Promise((r) => setTimeout(r, 20));
 }
 
-const dirs: string[] = [];
-async function mkdtemp(prefix: string): Promise<string> {
-  const dir = await makeTemp(prefix);
-  dirs.push(dir);
-  return dir;
-}
-afterAll(async () => {
-  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
-});
+const mkdtemp = tempDirs();
 
 const open: Reloader[] = [];
 afterEach(() => {
