@@ -280,8 +280,7 @@ async function tlsContextFor(
     const context = new TlsContext(name, logger, { requireCertificate: listener.requireCertificate });
     const dir = join(config.dataDir, 'selfsigned');
     const names = [...new Set(['localhost', '127.0.0.1', '::1', hostname()])];
-    // Loaded only here: the X.509 toolkit costs memory a broker with real certificates never needs.
-    const { loadOrCreateSelfSigned } = await import('./certs/self-signed.js');
+    const { loadOrCreateSelfSigned } = await import('./certs/self-signed-file.js');
     const made = await loadOrCreateSelfSigned(dir, names, logger);
     const ca = listener.cafile === undefined ? undefined : await readFile(listener.cafile);
     context.update(ca === undefined ? { cert: made.cert, key: made.key } : { cert: made.cert, key: made.key, ca }, made.certFile);

@@ -2,7 +2,7 @@
  * X.509 certificates made locally: the broker's zero-config self-signed certificate, and (in tests) throwaway
  * CAs and leaf certificates. Uses WebCrypto through @peculiar/x509; keys are ECDSA P-256 by default.
  */
-import { webcrypto, createPrivateKey, X509Certificate } from 'node:crypto';
+import { webcrypto, createPrivateKey } from 'node:crypto';
 export { describeCertificate } from './certificate-info.js';
 import { isIP } from 'node:net';
 import 'reflect-metadata';
@@ -117,39 +117,4 @@ export async function createCertificate(req: CertificateRequest): Promise<Issued
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
   const key = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }).toString();
   return { cert: cert.toString('pem') + '\n', key, keys };
-}
-
-/**
- * The zero-config certificate: made once, kept in `<dir>/cert.pem` + `<dir>/key.pem` and reused on later
- * starts (so that clients that pinned it keep working), remade only when missing, unreadable or within 30
- * days of expiry.
- */
-export async function loadOrCreateSelfSigned(
-  dir: string,
-  names: string[],
-  logger: { info: (obj: object, msg: string) => void; warn: (obj: object, msg: string) => void },
-): Promise<{ cert: string; key: string; certFile: string; keyFile: string; created: boolean }> {
-  const { mkdir, readFile } = await import('node:fs/promises');
-  const { join } = await import('node:path');
-  const { writeFileAtomic } = await import('../atomic-file.js');
-  const certFile = join(dir, 'cert.pem');
-  const keyFile = join(dir, 'key.pem');
-  try {
-    const [cert, key] = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);
-    const x = new X509Certificate(cert);
-    if (!x.checkPrivateKey(createPrivateKey(key))) throw new Error('key does not match certificate');
-    const notAfter = new Date(x.validTo);
-    if (notAfter.getTime() - Date.now() > 30 * 86_400_000) {
-      return { cert, key, certFile, keyFile, created: false };
-    }
-    logger.info({ certFile, notAfter: notAfter.toISOString() }, 'self-signed certificate expires soon; making a new one');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') logger.warn({ certFile, reason: (err as Error).message }, 'self-signed certificate unusable; making a new one');
-  }
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const made = await createCertificate({ commonName: names[0] ?? 'localhost', altNames: names, validDays: 825 });
-  await writeFileAtomic(keyFile, made.key, { mode: 0o600 });
-  await writeFileAtomic(certFile, made.cert, { mode: 0o644 });
-  return { cert: made.cert, key: made.key, certFile, keyFile, created: true };
 }
