@@ -93,7 +93,7 @@ export interface Config {
   persistence: boolean;
   /** Directory of the level database; default `<dataDir>/persistence`. */
   persistenceLocation: string;
-  /** Broker-wide limit of connected clients; -1 = unlimited (mosquitto's per-listener value is applied broker-wide). */
+  /** Connections per listener, as mosquitto's max_connections; -1 = unlimited. */
   maxConnections: number;
   /** Largest PUBLISH payload in bytes; 0 = unlimited (MQTT's 268435455). */
   messageSizeLimit: number;
