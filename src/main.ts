@@ -171,7 +171,7 @@ export async function startBroker(config: Config, logger: Logger, options: Start
       }, 'acl');
     }
 
-    const persistence = await openPersistence(config.persistence, config.persistenceLocation, logger.child({ component: 'persistence' }));
+    const persistence = await openPersistence(config.persistence, config.persistenceLocation, logger.child({ component: 'persistence' }), config.maxQueuedMessages);
     closers.push(() => persistence.close());
     state.persistence = true;
 

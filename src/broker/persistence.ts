@@ -34,7 +34,16 @@ class SessionAwareLevelPersistence extends AsyncLevelPersistence {
   /** Clean clients that were given packets from the disk queue (they must clear them there). */
   readonly #replayedFromDisk = new WeakSet<SessionClient>();
 
-  constructor(private readonly db: Level<string, Buffer>) {
+  /** QoS 1/2 messages stored per client id (queued for an offline session, or in flight). */
+  readonly #queued = new Map<string, number>();
+  #dropped = 0;
+
+  constructor(
+    private readonly db: Level<string, Buffer>,
+    /** mosquitto's max_queued_messages: 0 = unlimited. */
+    private readonly maxQueued: number,
+    private readonly logger: Logger,
+  ) {
     super(db);
   }
 
@@ -46,7 +55,9 @@ class SessionAwareLevelPersistence extends AsyncLevelPersistence {
       const prefix = `${kind}:`;
       for await (const key of this.db.keys({ gte: prefix, lt: `${prefix}\uffff` })) {
         const end = key.indexOf(':', prefix.length);
-        this.#onDisk[kind].add(decodeURIComponent(key.slice(prefix.length, end < 0 ? undefined : end)));
+        const id = decodeURIComponent(key.slice(prefix.length, end < 0 ? undefined : end));
+        this.#onDisk[kind].add(id);
+        if (kind === 'outgoing') this.#queued.set(id, (this.#queued.get(id) ?? 0) + 1);
       }
     }
   }
@@ -63,7 +74,18 @@ class SessionAwareLevelPersistence extends AsyncLevelPersistence {
   }
 
   override async outgoingEnqueue(sub: { clientId: string }, packet: unknown): Promise<void> {
-    this.#onDisk.outgoing.add(sub.clientId);
+    const id = sub.clientId;
+    const queued = this.#queued.get(id) ?? 0;
+    if (this.maxQueued > 0 && queued >= this.maxQueued) {
+      // As mosquitto: beyond max_queued_messages new messages for that session are dropped.
+      this.#dropped += 1;
+      if (this.#dropped === 1 || this.#dropped % 1000 === 0) {
+        this.logger.warn({ clientId: id, maxQueuedMessages: this.maxQueued, droppedSoFar: this.#dropped }, 'session queue full (max_queued_messages): message dropped for this client');
+      }
+      return;
+    }
+    this.#queued.set(id, queued + 1);
+    this.#onDisk.outgoing.add(id);
     await super.outgoingEnqueue(sub, packet);
   }
 
@@ -77,7 +99,13 @@ class SessionAwareLevelPersistence extends AsyncLevelPersistence {
   override async outgoingClearMessageId(client: SessionClient, packet: unknown): Promise<unknown> {
     if (!this.#onDisk.outgoing.has(client.id)) return undefined;
     if (client.clean === true && !this.#replayedFromDisk.has(client)) return undefined;
-    return super.outgoingClearMessageId(client, packet);
+    const cleared = await super.outgoingClearMessageId(client, packet);
+    if (cleared !== undefined) {
+      const left = (this.#queued.get(client.id) ?? 1) - 1;
+      if (left > 0) this.#queued.set(client.id, left);
+      else this.#queued.delete(client.id);
+    }
+    return cleared;
   }
 
   override outgoingStream(client: SessionClient): Readable {
@@ -131,7 +159,12 @@ export interface BrokerPersistence {
   close(): Promise<void>;
 }
 
-export async function openPersistence(enabled: boolean, location: string, logger: Logger): Promise<BrokerPersistence> {
+export async function openPersistence(
+  enabled: boolean,
+  location: string,
+  logger: Logger,
+  maxQueuedMessages = 0,
+): Promise<BrokerPersistence> {
   if (!enabled) {
     logger.info({ persistence: 'memory' }, 'persistence off: sessions and retained messages live in memory only');
     return { aedesPersistence: undefined, kind: 'memory', close: async () => undefined };
@@ -149,7 +182,7 @@ export async function openPersistence(enabled: boolean, location: string, logger
       { cause: err },
     );
   }
-  const persistence = new SessionAwareLevelPersistence(db);
+  const persistence = new SessionAwareLevelPersistence(db, maxQueuedMessages, logger);
   logger.info({ persistence: 'level', location }, 'persistence on: sessions and retained messages are kept on disk');
   let closed = false;
   return {

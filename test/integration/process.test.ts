@@ -167,6 +167,32 @@ describe('process lifecycle', () => {
     expect((await broker.stop('SIGTERM')).code).toBe(0);
   });
 
+  it('caps an offline session queue at max_queued_messages, dropping newer messages as mosquitto does', async () => {
+    const cfg = join(dir, 'queue.json');
+    const leafConfig = JSON.parse(await readFile(configFile, 'utf8')) as Record<string, unknown>;
+    await writeFile(cfg, JSON.stringify({ ...leafConfig, dataDir: join(dir, 'queue-data'), maxQueuedMessages: 3 }));
+    const broker = await start2(cfg);
+    const port = broker.ports[0] ?? 0;
+    const ca = pki.ca.cert;
+    const session = { port, ca, username: 'bob', password: USERS.bob, clientId: 'slow-ha', clean: false, resubscribe: false };
+    const ha = await connectMqtt(session);
+    await ha.subscribeAsync('q/#', { qos: 1 });
+    await ha.endAsync();
+    const pub = await connectMqtt({ port, ca, username: 'cam', password: USERS.cam });
+    for (let i = 1; i <= 5; i += 1) await pub.publishAsync('q/x', `m${i}`, { qos: 1 });
+
+    const back = await connectMqtt(session);
+    expect((await messagesDuring(back, 800)).sort()).toEqual(['q/x:m1', 'q/x:m2', 'q/x:m3']);
+    expect(broker.logs.find(/max_queued_messages/)).toMatchObject({ level: 'warn', clientId: 'slow-ha' });
+    await back.endAsync();
+    // The delivered ones freed their places: the next offline period queues again.
+    for (let i = 6; i <= 7; i += 1) await pub.publishAsync('q/x', `m${i}`, { qos: 1 });
+    const again = await connectMqtt(session);
+    expect((await messagesDuring(again, 800)).sort()).toEqual(['q/x:m6', 'q/x:m7']);
+    await Promise.all([again.endAsync(), pub.endAsync()]);
+    expect((await broker.stop('SIGTERM')).code).toBe(0);
+  });
+
   it('a second signal exits at once', async () => {
     const broker = await start();
     const port = broker.ports[0] ?? 0;
