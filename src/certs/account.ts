@@ -15,7 +15,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../log.js';
-import { ensureDir, writeFileAtomic } from './store.js';
+import { ensureDir } from './store.js';
+import { writeFileAtomic } from '../atomic-file.js';
 
 export interface AcmeAccount {
   /** certbot's account id. */
@@ -117,19 +118,19 @@ export class AccountStore {
     } catch {
       hasKey = false;
     }
-    if (!hasKey) await writeFileAtomic(join(dir, 'private_key.json'), JSON.stringify(jwk), 0o400);
+    if (!hasKey) await writeFileAtomic(join(dir, 'private_key.json'), JSON.stringify(jwk), { mode: 0o400 });
     const meta = { creation_dt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'), creation_host: hostname() };
     try {
       await stat(join(dir, 'meta.json'));
     } catch {
-      await writeFileAtomic(join(dir, 'meta.json'), JSON.stringify(meta), 0o644);
+      await writeFileAtomic(join(dir, 'meta.json'), JSON.stringify(meta), { mode: 0o644 });
     }
     await this.updateUrl({ id, keyPem, url, directoryUrl, dir }, url);
     return { id, keyPem, url, directoryUrl, dir };
   }
 
   async updateUrl(account: AcmeAccount, url: string): Promise<void> {
-    await writeFileAtomic(join(account.dir, 'regr.json'), JSON.stringify({ body: {}, uri: url }), 0o644);
+    await writeFileAtomic(join(account.dir, 'regr.json'), JSON.stringify({ body: {}, uri: url }), { mode: 0o644 });
     account.url = url;
   }
 }

@@ -18,13 +18,13 @@
  * an interrupted write (temporaries, an incomplete N+1) are ignored; the next write takes the next free number
  * (certbot's rule) and cleans temporaries up.
  */
-import { X509Certificate, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readFile, readdir, readlink, rename, symlink, unlink } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { chmod, lstat, mkdir, readFile, readdir, readlink, unlink } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { LETSENCRYPT_STAGING, type AcmeConfig, type CertKeyType } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { describeCertificate } from './certificate-info.js';
+import { TEMP_FILE, replaceSymlink, writeFileAtomic } from '../atomic-file.js';
 import { isDue, isExpired, type RenewalPolicy } from './renewal.js';
 
 export const KINDS = ['cert', 'chain', 'fullchain', 'privkey'] as const;
@@ -90,50 +90,6 @@ export function lineageNameFor(domains: string[]): string {
 
 // ---------------------------------------------------------------------------------------------------------
 // Atomic file operations
-
-async function fsyncDir(dir: string): Promise<void> {
-  try {
-    const fh = await open(dir, fsConstants.O_RDONLY);
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    // not every file system lets a directory be fsynced; the rename is still atomic
-  }
-}
-
-function tempName(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-}
-
-const TEMP_RE = /^\..+\.tmp-\d+-[0-9a-f]+$/;
-
-/** Write `data` to `path` atomically (temp file in the same directory, fsync, rename) with exactly `mode`. */
-export async function writeFileAtomic(path: string, data: string | Buffer, mode: number, beforeRename?: () => void | Promise<void>): Promise<void> {
-  const tmp = tempName(path);
-  const fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, mode);
-  try {
-    await fh.writeFile(data);
-    await fh.chmod(mode); // the umask may have narrowed or the process widened it
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  if (beforeRename) await beforeRename();
-  await rename(tmp, path);
-  await fsyncDir(dirname(path));
-}
-
-/** Point the symlink `path` at `target` atomically (temp link + rename over the old link or file). */
-export async function replaceSymlink(path: string, target: string, beforeRename?: () => void | Promise<void>): Promise<void> {
-  const tmp = tempName(path);
-  await symlink(target, tmp);
-  if (beforeRename) await beforeRename();
-  await rename(tmp, path);
-  await fsyncDir(dirname(path));
-}
 
 /** mkdir -p; directories this creates get mode 0700 (certbot's). Existing ones are left as they are. */
 export async function ensureDir(path: string): Promise<void> {
@@ -431,7 +387,7 @@ export class CertificateStore {
     } catch {
       return;
     }
-    await Promise.all(entries.filter((e) => TEMP_RE.test(e)).map((e) => unlink(join(dir, e)).catch(() => undefined)));
+    await Promise.all(entries.filter((e) => TEMP_FILE.test(e)).map((e) => unlink(join(dir, e)).catch(() => undefined)));
   }
 
   /** Store a new version of the lineage (see the module comment for the order) and return it as read back. */
@@ -451,16 +407,16 @@ export class CertificateStore {
 
     for (const kind of KINDS) {
       await this.step(`archive:${kind}`);
-      await writeFileAtomic(join(archive, `${kind}${version}.pem`), files[kind], kind === 'privkey' ? 0o600 : 0o644, () => this.step(`archive:${kind}:rename`));
+      await writeFileAtomic(join(archive, `${kind}${version}.pem`), files[kind], { mode: kind === 'privkey' ? 0o600 : 0o644, beforeRename: () => this.step(`archive:${kind}:rename`) });
     }
-    if ((await readIfExists(join(live, 'README'))) === undefined) await writeFileAtomic(join(live, 'README'), README_TEXT(''), 0o644);
-    if ((await readIfExists(join(this.dir, 'live', 'README'))) === undefined) await writeFileAtomic(join(this.dir, 'live', 'README'), README_TEXT('[cert name]/'), 0o644);
+    if ((await readIfExists(join(live, 'README'))) === undefined) await writeFileAtomic(join(live, 'README'), README_TEXT(''), { mode: 0o644 });
+    if ((await readIfExists(join(this.dir, 'live', 'README'))) === undefined) await writeFileAtomic(join(this.dir, 'live', 'README'), README_TEXT('[cert name]/'), { mode: 0o644 });
     for (const kind of KINDS) {
       await this.step(`link:${kind}`);
       await replaceSymlink(join(live, `${kind}.pem`), `../../archive/${name}/${kind}${version}.pem`, () => this.step(`link:${kind}:rename`));
     }
     await this.step('renewal-conf');
-    await writeFileAtomic(this.renewalConfPath(name), this.renewalConfText(name, renewal), 0o644, () => this.step('renewal-conf:rename'));
+    await writeFileAtomic(this.renewalConfPath(name), this.renewalConfText(name, renewal), { mode: 0o644, beforeRename: () => this.step('renewal-conf:rename') });
     this.opts.logger?.debug({ lineage: name, version }, 'lineage stored');
     const stored = await this.read(name);
     if (!stored) throw new Error(`Certificate lineage ${name} cannot be read back after writing it.`);

@@ -10,10 +10,9 @@
  *   locks that user out), and takes a plain-text password as everything after the first ':';
  * - an empty user name or password is refused, also with `-b`; extra arguments are a usage error.
  */
-import { randomBytes } from 'node:crypto';
-import { chmod, chown, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
+import { writeFileAtomic } from '../atomic-file.js';
 import {
   DEFAULT_BCRYPT_COST,
   DEFAULT_PBKDF2_ITERATIONS,
@@ -309,59 +308,6 @@ async function promptPassword(io: PasswdIo): Promise<string> {
   }
 }
 
-/**
- * Replace `path` atomically: write a temporary file in the same directory, sync it, rename it over the
- * target. A symlink is followed (the file it points to is replaced, as mosquitto_passwd writes through
- * it). Keeps the mode (and, when allowed, the owner) of an existing file; a new file gets `newMode`.
- */
-async function writeFileAtomic(path: string, content: string, newMode = 0o600): Promise<void> {
-  let target = path;
-  try {
-    target = await realpath(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  let mode = newMode;
-  let owner: { uid: number; gid: number } | undefined;
-  try {
-    const s = await stat(target);
-    mode = s.mode & 0o7777;
-    owner = { uid: s.uid, gid: s.gid };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const dir = dirname(target);
-  const tmp = join(dir, `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    try {
-      await fh.writeFile(content, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await chmod(tmp, mode);
-    if (owner && (owner.uid !== process.getuid?.() || owner.gid !== process.getgid?.())) {
-      await chown(tmp, owner.uid, owner.gid).catch(() => undefined);
-    }
-    await rename(tmp, target);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  // Make the rename itself durable; not every filesystem lets a directory be opened for this.
-  try {
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  } catch {
-    // best effort
-  }
-}
-
 /** Split text into lines that keep their line ends, so that untouched lines are written back byte for byte. */
 function linesOf(text: string): string[] {
   const lines = text.match(/[^\n]*\n|[^\n]+$/g) ?? [];
@@ -404,7 +350,7 @@ export async function passwdCommand(argv: string[], io: PasswdIo): Promise<numbe
       checkPassword(password);
       const line = `${p.user}:${await hashFor(p, password)}\n`;
       try {
-        await writeFileAtomic(p.file, line);
+        await writeFileAtomic(p.file, line, { mode: 0o600, keepExisting: true });
       } catch (err) {
         throw new Exit(1, `Error: Unable to open file ${p.file} for writing. ${strerror(err)}.`);
       }
@@ -464,7 +410,7 @@ export async function passwdCommand(argv: string[], io: PasswdIo): Promise<numbe
     }
 
     try {
-      await writeFileAtomic(p.file, out.join(''));
+      await writeFileAtomic(p.file, out.join(''), { mode: 0o600, keepExisting: true });
     } catch (err) {
       throw new Exit(1, `Error: Unable to write password file ${p.file}. ${strerror(err)}.`);
     }
