@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createLogger, type Logger } from './log.js';
 import { loadConfig } from './config/load.js';
-import { maskSecrets } from './commands/check-config.js';
+import { maskSecrets, parseConfigArgs } from './commands/check-config.js';
 
 const USAGE = `Usage:
   mqtt-acme-broker [serve] [-c mosquitto.conf] [--config config.json]
@@ -23,40 +23,22 @@ function version(): string {
   return pkg.version;
 }
 
-export interface ServeArgs {
-  mosquittoConf?: string;
-  configJson?: string;
-}
-
-export function parseServeArgs(argv: string[]): ServeArgs {
-  const args: ServeArgs = {};
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i];
-    const value = (): string => {
-      const v = argv[i + 1];
-      if (v === undefined || v.startsWith('-')) throw new Error(`${arg} needs a file name`);
-      i += 1;
-      return v;
-    };
-    if (arg === '-c' || arg === '--conf') args.mosquittoConf = value();
-    else if (arg === '--config') args.configJson = value();
-    else throw new Error(`unknown argument ${arg}`);
-  }
-  return args;
-}
-
 async function serve(argv: string[]): Promise<number> {
-  let args: ServeArgs;
+  let args: ReturnType<typeof parseConfigArgs>;
   try {
-    args = parseServeArgs(argv);
+    args = parseConfigArgs(argv);
   } catch (err) {
     process.stderr.write(`error: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
+  if (args.help === true) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const bootLog = createLogger(process.env.LOG_LEVEL ?? 'info');
   let loaded: Awaited<ReturnType<typeof loadConfig>>;
   try {
-    loaded = await loadConfig({ ...args, env: process.env, cwd: process.cwd() });
+    loaded = await loadConfig({ mosquittoConf: args.mosquittoConf, configJson: args.configJson, env: process.env, cwd: process.cwd() });
   } catch (err) {
     bootLog.fatal({ error: (err as Error).message }, 'configuration error; not starting');
     return 1;

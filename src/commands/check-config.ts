@@ -24,7 +24,8 @@ export interface CheckConfigIo {
 
 const USAGE = 'usage: mqtt-acme-broker check-config [-c mosquitto.conf] [--config config.json]\n';
 
-function parseArgs(argv: string[]): { mosquittoConf?: string; configJson?: string; help?: boolean } {
+/** `[-c mosquitto.conf] [--config config.json] [-h]`, shared by `serve` and `check-config`. */
+export function parseConfigArgs(argv: string[]): { mosquittoConf?: string; configJson?: string; help?: boolean } {
   const args: { mosquittoConf?: string; configJson?: string; help?: boolean } = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -136,9 +137,9 @@ export async function checkConfigCommand(argv: string[], io: CheckConfigIo): Pro
     io.stderr.write(`error: ${message}\n`);
     return 1;
   };
-  let args: ReturnType<typeof parseArgs>;
+  let args: ReturnType<typeof parseConfigArgs>;
   try {
-    args = parseArgs(argv);
+    args = parseConfigArgs(argv);
   } catch (err) {
     io.stderr.write(USAGE);
     return error((err as Error).message);
