@@ -307,7 +307,7 @@ function oneLine(kind, r) {
   const gen = `gen ${pct(r.generatorCpu)}${r.generatorCpu > 0.8 ? ' (!)' : ''}`;
   switch (kind) {
     case 'throughput':
-      return `${Math.round(r.deliveredPerSec).toLocaleString('en-US')} msgs/s, broker ${pct(r.brokerCpu)}, ${gen}, lost ${r.lost}, dups ${r.dups}${r.stalls ? `, stalls ${r.stalls}` : ''}${r.unacked ? `, unacked ${r.unacked}` : ''}`;
+      return `${Math.round(r.deliveredPerSec).toLocaleString('en-US')} msgs/s, broker ${pct(r.brokerCpu)}${Number.isFinite(r.writesPerMsg) ? ` (syscalls/msg r ${r.readsPerMsg.toFixed(2)} w ${r.writesPerMsg.toFixed(2)})` : ''}, ${gen}, lost ${r.lost}, dups ${r.dups}${r.stalls ? `, stalls ${r.stalls}` : ''}${r.unacked ? `, unacked ${r.unacked}` : ''}`;
     case 'latency':
       return `p50 ${Math.round(r.p50Us)} us, p99 ${Math.round(r.p99Us)} us, p99.9 ${Math.round(r.p999Us)} us (${r.samples} samples), ${gen}, lost ${r.lost}, dups ${r.dups}`;
     case 'connections':

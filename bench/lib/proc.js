@@ -35,19 +35,35 @@ export function rssKiB(pid) {
   }
 }
 
+/** Read and write system calls of a process so far ({ reads, writes }); NaN when unreadable. */
+export function syscalls(pid) {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const reads = /^syscr:\s+(\d+)/m.exec(io);
+    const writes = /^syscw:\s+(\d+)/m.exec(io);
+    return { reads: Number(reads?.[1] ?? Number.NaN), writes: Number(writes?.[1] ?? Number.NaN) };
+  } catch {
+    return { reads: Number.NaN, writes: Number.NaN };
+  }
+}
+
 /**
  * Measures a time window: wall time, this process's CPU share (process.cpuUsage over wall time, 1 = one core)
- * and the broker's CPU (from /proc/PID/stat).
+ * the broker's CPU (from /proc/PID/stat) and its read/write system calls (from /proc/PID/io).
  */
 export function startWindow(brokerPid) {
   const wall0 = process.hrtime.bigint();
   const cpu0 = process.cpuUsage();
   const broker0 = cpuMs(brokerPid);
+  const io0 = syscalls(brokerPid);
   return () => {
     const wallMs = Number(process.hrtime.bigint() - wall0) / 1e6;
     const cpu = process.cpuUsage(cpu0);
     const brokerCpuMs = cpuMs(brokerPid) - broker0;
+    const io = syscalls(brokerPid);
     return {
+      brokerReads: io.reads - io0.reads,
+      brokerWrites: io.writes - io0.writes,
       wallMs,
       generatorCpu: (cpu.user + cpu.system) / 1000 / wallMs,
       brokerCpuMs,

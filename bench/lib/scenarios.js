@@ -259,6 +259,9 @@ export async function throughput(target, p, ctx) {
       windowMs: w.wallMs,
       generatorCpu: w.generatorCpu,
       brokerCpu: w.brokerCpu,
+      // Broker read/write system calls per message delivered in the window (each TLS write is a record).
+      readsPerMsg: d1 > d0 ? w.brokerReads / (d1 - d0) : Number.NaN,
+      writesPerMsg: d1 > d0 ? w.brokerWrites / (d1 - d0) : Number.NaN,
       sent: sentTotal,
       expected,
       delivered: deliveredTotal,

@@ -2,6 +2,8 @@
  * Aedes with our hooks: authentication against the passwd snapshot, mosquitto-style ACLs on publish,
  * subscribe and delivery, mosquitto's limits, and one log line per refused connection.
  */
+// Before anything that loads mqtt-packet (see quiet-debug.ts).
+import './quiet-debug.js';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import {
@@ -18,6 +20,7 @@ import type { Logger } from '../log.js';
 import type { AccessPolicy } from '../auth/policy.js';
 import type { ClientAcl } from '../auth/acl.js';
 import type { BrokerPersistence } from './persistence.js';
+import { limitReadBatch } from './read-batch.js';
 import { limitPacketSize } from './packet-limit.js';
 import { createMessageEmitter } from './message-emitter.js';
 
@@ -112,6 +115,7 @@ export class Broker {
       authenticated: false,
     };
     limitPacketSize(client, maxPacketSize(this.deps.config.messageSizeLimit));
+    limitReadBatch(client, conn);
   }
 
   /** Retained messages held (a full scan: for /metrics scrapes, not for the hot path). */

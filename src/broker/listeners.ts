@@ -11,7 +11,7 @@ import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { TlsContext } from '../tls/context.js';
 import type { Broker } from './broker.js';
-import { batchWrites } from './write-batching.js';
+import { useOutbox } from './outbox.js';
 
 export interface RunningListener {
   readonly name: string;
@@ -60,7 +60,7 @@ export async function startListener(
     });
     wss.on('connection', (ws, req) => {
       const stream = createWebSocketStream(ws);
-      batchWrites(stream);
+      useOutbox(stream);
       stream.on('error', () => undefined); // aedes reports the client error; avoid an unhandled 'error'
       broker.handle(stream, name, req.socket.remoteAddress, req);
     });
@@ -68,12 +68,12 @@ export async function startListener(
     server = http;
   } else if (tlsContext) {
     server = createTlsServer({ ...tlsContext.serverOptions(), noDelay: true }, (socket: TLSSocket) => {
-      batchWrites(socket);
+      useOutbox(socket);
       broker.handle(socket, name, socket.remoteAddress);
     });
   } else {
     server = createTcpServer({ noDelay: true }, (socket: Socket) => {
-      batchWrites(socket);
+      useOutbox(socket);
       broker.handle(socket, name, socket.remoteAddress);
     });
   }

@@ -3,6 +3,8 @@
  * persistence is on (retained messages, persistent sessions' subscriptions and their queued QoS 1/2
  * messages survive a restart), aedes' in-memory persistence otherwise.
  */
+// Before anything that loads mqtt-packet (see quiet-debug.ts).
+import './quiet-debug.js';
 import { mkdir } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { Level } from 'level';
