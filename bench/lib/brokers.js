@@ -80,6 +80,15 @@ export const BROKERS = {
     env: () => ({}),
     extra: () => [],
   },
+  floor: {
+    label: 'floor: a bare Node TLS server answering CONNECT (bench/node-tls-floor.js), not a broker',
+    check() {},
+    command: (conf) => [process.execPath, ...nodeFlags, join(root, 'bench', 'node-tls-floor.js'), conf],
+    env: () => ({}),
+    extra: () => [],
+    // It speaks just enough MQTT to connect and stay connected.
+    scenarios: ['connect-seq', 'connect-c20', 'memory'],
+  },
 };
 
 export function freePort() {

@@ -12,6 +12,8 @@ export function summarize(values) {
   return { median: median(v), min: v.length ? Math.min(...v) : Number.NaN, max: v.length ? Math.max(...v) : Number.NaN, n: v.length, values };
 }
 
+const seconds = (ms) => (ms % 1000 === 0 ? String(ms / 1000) : (ms / 1000).toFixed(1));
+
 /** The figures shown for each scenario kind: key into the flattened result, label, unit and which way is better. */
 export function figuresFor(kind, params) {
   switch (kind) {
@@ -34,7 +36,8 @@ export function figuresFor(kind, params) {
       ];
     case 'memory':
       return [
-        { key: 'idleRssKiB', label: 'RSS idle', unit: 'mib', better: 'lower' },
+        { key: 'idleRssKiB', label: `RSS idle, ${seconds(params.settleMs)} s after start`, unit: 'mib', better: 'lower' },
+        { key: 'settledRssKiB', label: `RSS idle, ${seconds(params.settleMs + params.idleMs)} s after start`, unit: 'mib', better: 'lower' },
         ...params.steps.flatMap((n) => [
           { key: `rssKiB@${n}`, label: `RSS with ${n} TLS clients`, unit: 'mib', better: 'lower' },
           { key: `kibPerClient@${n}`, label: `KiB per client (${n})`, unit: 'dec', better: 'lower' },

@@ -425,6 +425,10 @@ export async function memory(target, p, ctx) {
   try {
     await sleep(p.settleMs);
     const idle = rssKiB(ctx.brokerPid);
+    // V8 gives back the young generation that start-up grew only after some idle seconds (its memory
+    // reducer): a broker that has been idle a while is smaller than one that just started.
+    await sleep(p.idleMs);
+    const settled = rssKiB(ctx.brokerPid);
     const stop = startWindow(ctx.brokerPid);
     for (const count of p.steps) {
       const add = count - clients.length;
@@ -454,6 +458,7 @@ export async function memory(target, p, ctx) {
     const w = stop();
     return {
       idleRssKiB: idle,
+      settledRssKiB: settled,
       steps,
       errors,
       firstError,

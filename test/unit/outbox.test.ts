@@ -50,7 +50,7 @@ describe('encodeSmall', () => {
     expect(encodeSmall({ cmd: 'pingresp' })).toEqual(generate({ cmd: 'pingresp' }));
     expect(encodeSmall({ cmd: 'puback' })).toBeUndefined();
     expect(encodeSmall({ cmd: 'puback', messageId: 70_000 })).toBeUndefined();
-    expect(encodeSmall({ cmd: 'connack', returnCode: 0 })).toBeUndefined();
+    expect(encodeSmall({ cmd: 'connack' })).toBeUndefined();
     expect(encodeSmall({ cmd: 'constructor', messageId: 1 })).toBeUndefined();
   });
 });
