@@ -38,6 +38,7 @@ const connectSeconds = num('BENCH_CONNECT_SECONDS', quick ? 1 : 4);
 const verify = env.BENCH_VERIFY === '1';
 const genNodeFlags = (env.BENCH_GEN_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 const brokerNames = list('BENCH_BROKERS', 'ours,mosquitto');
+const latencyDump = process.env.BENCH_LATENCY_DUMP || undefined;
 const resultsDir = env.BENCH_RESULTS_DIR ?? join(here, 'results');
 const pin = env.BENCH_PIN !== '0' && tools.taskset && os.availableParallelism() >= 2;
 const brokerCore = pin ? num('BENCH_BROKER_CORE', 0) : null;
@@ -170,6 +171,7 @@ async function measure(sc, brokerName, shared, index) {
       servername: 'localhost',
     };
     const ctx = { brokerPid: broker.pid, username: shared.username, password: shared.password };
+    if (latencyDump !== undefined && sc.kind === 'latency') ctx.latencyDump = `${latencyDump}-${sc.name}-${brokerName}-${index + 1}`;
     const result = await runGenerator(sc, target, ctx);
     const exited = broker.exited();
     if (exited !== null) throw new Error(`${brokerName} died during the scenario (${exited.code ?? exited.signal}):\n${broker.logTail()}`);

@@ -1,4 +1,5 @@
 // The load the generator puts on a broker. Every scenario is bounded in time and returns plain figures.
+import { writeFileSync } from 'node:fs';
 import { Client } from './client.js';
 import { publishTemplate, fillPublishes, packetIdFor, encodePubacks } from './wire.js';
 import { startWindow, rssKiB } from './proc.js';
@@ -293,6 +294,8 @@ export async function latency(target, p, ctx) {
     const tpl = publishTemplate('bench/t/0', qos, p.payload);
     const set = new SeqSet();
     const samples = [];
+    // BENCH_LATENCY_DUMP=PREFIX: every sample as "ms-since-warm-up latency-us" lines in PREFIX-<broker>-<run>.
+    const dump = ctx.latencyDump === undefined ? undefined : [];
     let warmNs = BigInt(Number.MAX_SAFE_INTEGER) * 1000n;
     let delivered = 0;
     const acks = [];
@@ -301,7 +304,10 @@ export async function latency(target, p, ctx) {
       const sent = buf.readBigUInt64BE(start + 8);
       set.add(buf.readUInt32BE(start + 4));
       delivered++;
-      if (sent >= warmNs) samples.push(Number(t - sent) / 1000);
+      if (sent >= warmNs) {
+        samples.push(Number(t - sent) / 1000);
+        if (dump !== undefined) dump.push(`${(Number(sent - warmNs) / 1e6).toFixed(3)} ${(Number(t - sent) / 1000).toFixed(1)}`);
+      }
       if (q > 0) acks.push(id);
     };
     sub.onChunk = () => {
@@ -337,6 +343,7 @@ export async function latency(target, p, ctx) {
     clearInterval(timer);
     const w = stop();
     await drain(() => set.distinct >= seq && inflight === 0, () => delivered + acked, p.drainIdleMs, p.drainMaxMs);
+    if (dump !== undefined) writeFileSync(ctx.latencyDump, `${dump.join('\n')}\n`);
     samples.sort((a, b) => a - b);
     return {
       rate: p.rate,
