@@ -97,7 +97,9 @@ export async function startBroker(config: Config, logger: Logger, options: Start
       }
     }
   };
-  const metrics = new BrokerMetrics();
+  // Without the ops endpoint nothing can read the process metrics: skip their collectors (a GC observer
+  // and an event-loop delay timer).
+  const metrics = new BrokerMetrics({ defaultMetrics: config.ops.port >= 0 });
   const observer = metricsObserver(metrics, options.observer);
   const state = { persistence: false, listeners: false, closing: false };
   const tlsContexts: TlsContext[] = [];

@@ -20,7 +20,7 @@ import type { Logger } from '../log.js';
 import type { AccessPolicy } from '../auth/policy.js';
 import type { ClientAcl } from '../auth/acl.js';
 import type { BrokerPersistence } from './persistence.js';
-import { limitReadBatch } from './read-batch.js';
+import { leanParserBuffer, limitReadBatch } from './read-batch.js';
 import { limitPacketSize } from './packet-limit.js';
 import { createMessageEmitter } from './message-emitter.js';
 
@@ -116,6 +116,7 @@ export class Broker {
     };
     limitPacketSize(client, maxPacketSize(this.deps.config.messageSizeLimit));
     limitReadBatch(client, conn);
+    leanParserBuffer(client);
   }
 
   /** Retained messages held (a full scan: for /metrics scrapes, not for the hot path). */

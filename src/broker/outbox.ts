@@ -45,6 +45,10 @@ function install(): void {
   if (installed) return;
   installed = true;
   const original = packetModule.writeToStream;
+  // mqtt-packet pre-builds 65,536 two-byte Buffers (~7 MiB of heap) the first time it writes anything, for
+  // packet ids and lengths; it now writes only the rare packets (CONNACK, SUBACK, UNSUBACK), which can
+  // build their two bytes when needed.
+  (original as WriteToStream & { cacheNumbers: boolean }).cacheNumbers = false;
   const generate = packetModule.generate;
   packetModule.writeToStream = function writeToStream(packet: unknown, stream: unknown, opts?: unknown): boolean {
     const box = (stream as OutboxStream)[kOutbox];
