@@ -21,6 +21,7 @@ import type { AccessPolicy } from '../auth/policy.js';
 import type { ClientAcl } from '../auth/acl.js';
 import type { BrokerPersistence } from './persistence.js';
 import { leanParserBuffer, limitReadBatch } from './read-batch.js';
+import { leanDeliver0 } from './deliver.js';
 import { limitPacketSize } from './packet-limit.js';
 import { createMessageEmitter } from './message-emitter.js';
 
@@ -117,6 +118,7 @@ export class Broker {
     limitPacketSize(client, maxPacketSize(this.deps.config.messageSizeLimit));
     limitReadBatch(client, conn);
     leanParserBuffer(client);
+    leanDeliver0(client);
   }
 
   /** Retained messages held (a full scan: for /metrics scrapes, not for the hot path). */

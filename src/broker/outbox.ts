@@ -59,6 +59,14 @@ function install(): void {
   };
 }
 
+/**
+ * Write one MQTT packet to a stream as aedes' write does (through the outbox when the stream has one).
+ * Returns false when the stream is full: wait for 'drain' before writing more.
+ */
+export function writePacket(stream: Duplex, packet: object): boolean {
+  return packetModule.writeToStream(packet, stream);
+}
+
 function enqueue(stream: OutboxStream, box: Outbox, bytes: Buffer): boolean {
   box.parts.push(bytes);
   box.bytes += bytes.length;

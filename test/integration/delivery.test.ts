@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connectMqtt, collectMessages, mosquittoArgs, startMosquittoSub } from '../support/clients.js';
+import { connectMqtt, collectMessages, messagesDuring, mosquittoArgs, startMosquittoSub } from '../support/clients.js';
 import { startTestBroker, USERS, type TestBroker } from '../support/broker.js';
 import { READ_BATCH } from '../../src/broker/read-batch.js';
 
@@ -79,7 +79,39 @@ describe('bursts', () => {
     pub.stdin.end(Array.from({ length: n }, (_, i) => `line ${i}`).join('\n') + '\n');
     const code = await new Promise<number | null>((resolve) => pub.on('exit', resolve));
     expect(code, stderr).toBe(0);
-    const { lines } = await sub.done;
+    const { lines, stderr: subErr } = await sub.done;
+    const missing = Array.from({ length: n }, (_, i) => `line ${i}`).filter((l) => !lines.includes(l));
+    expect(missing, `${lines.length} lines; not received: ${missing.slice(0, 20).join(', ')}; ${subErr}; last: ${lines.slice(-3).join(' | ')}`).toEqual([]);
     expect(lines).toEqual(Array.from({ length: n }, (_, i) => `line ${i}`));
+  });
+});
+
+describe('QoS 0 delivery', () => {
+  it('reaches a client once per message however many of its subscriptions match', async () => {
+    const sub = await connectMqtt(options('cam'));
+    const pub = await connectMqtt(options('bob'));
+    await sub.subscribeAsync(['ov/#', 'ov/+', 'ov/a'], { qos: 0 });
+    const got = messagesDuring(sub, 700);
+    for (const m of ['1', '2', '3']) await pub.publishAsync('ov/a', m, { qos: 0 });
+    expect(await got).toEqual(['ov/a:1', 'ov/a:2', 'ov/a:3']);
+    await Promise.all([sub.endAsync(), pub.endAsync()]);
+  });
+
+  it('downgrades to QoS 0 for a QoS 1 subscription and keeps the retain flag of a retained message', async () => {
+    const pub = await connectMqtt(options('bob'));
+    await pub.publishAsync('dg/kept', 'old', { qos: 0, retain: true });
+    const sub = await connectMqtt(options('cam'));
+    const got = collectMessages(sub, 3);
+    await sub.subscribeAsync('dg/#', { qos: 1 });
+    await pub.publishAsync('dg/live', 'a', { qos: 0 });
+    await pub.publishAsync('dg/live', 'b', { qos: 1 });
+    const messages = await got;
+    expect(messages).toEqual([
+      { topic: 'dg/kept', payload: 'old', qos: 0, retain: true },
+      { topic: 'dg/live', payload: 'a', qos: 0, retain: false },
+      { topic: 'dg/live', payload: 'b', qos: 1, retain: false },
+    ]);
+    await pub.publishAsync('dg/kept', '', { qos: 0, retain: true });
+    await Promise.all([sub.endAsync(), pub.endAsync()]);
   });
 });

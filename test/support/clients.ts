@@ -125,7 +125,8 @@ export async function startMosquittoSub(
     });
   });
   const done = new Promise<{ code: number | null; lines: string[]; stderr: string }>((resolve) => {
-    child.on('exit', (code) => {
+    // 'close', not 'exit': the last lines may still be in the pipe when the process has exited.
+    child.on('close', (code) => {
       const lines = out.split('\n').filter((l) => l !== '' && !/^Client |^Subscribed|^\s/.test(l));
       resolve({ code, lines, stderr: err });
     });
