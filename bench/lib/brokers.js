@@ -120,7 +120,9 @@ export async function startBroker(name, shared, workDir, { core, nofile, readyTi
   const def = BROKERS[name];
   def.check();
   const tlsPort = await freePort();
-  const tcpPort = await freePort();
+  // freePort releases the port it found, so a second call can return the same one.
+  let tcpPort = await freePort();
+  while (tcpPort === tlsPort) tcpPort = await freePort();
   const dataDir = join(workDir, 'data');
   const conf = join(workDir, 'mosquitto.conf');
   const confLines = writeConf(shared, { path: conf, tlsPort, tcpPort, dataDir, extra: def.extra(), persistence: def.persistence });
