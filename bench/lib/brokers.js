@@ -81,13 +81,13 @@ export const BROKERS = {
     extra: () => [],
   },
   floor: {
-    label: 'floor: a bare Node TLS server answering CONNECT (bench/node-tls-floor.js), not a broker',
+    label: 'floor: a bare Node TLS server answering CONNECT and relaying PUBLISH (bench/node-tls-floor.js), not a broker',
     check() {},
     command: (conf) => [process.execPath, ...nodeFlags, join(root, 'bench', 'node-tls-floor.js'), conf],
     env: () => ({}),
     extra: () => [],
-    // It speaks just enough MQTT to connect and stay connected.
-    scenarios: ['connect-seq', 'connect-c20', 'memory'],
+    // It speaks just enough MQTT to connect, stay connected and relay one publisher to one subscriber.
+    scenarios: ['latency-qos0', 'latency-qos1', 'connect-seq', 'connect-c20', 'memory'],
   },
 };
 
