@@ -35,6 +35,10 @@ const credit = num('BENCH_CREDIT', 20_000);
 const batch = num('BENCH_BATCH', 32);
 const latencyRate = num('BENCH_LATENCY_RATE', quick ? 500 : 2000);
 const connectSeconds = num('BENCH_CONNECT_SECONDS', quick ? 1 : 4);
+// A Node broker's JIT keeps compiling its connect and close paths for several seconds of connection churn
+// (perf: ~0.33 ms of compiler work per connection in the first 5 s, ~0.09 ms after 20 s); a broker runs for
+// days, so the connection runs measure after this warm-up. mosquitto has nothing to warm up.
+const connectWarmupMs = num('BENCH_CONNECT_WARMUP_MS', quick ? 300 : 5000);
 const verify = env.BENCH_VERIFY === '1';
 const genNodeFlags = (env.BENCH_GEN_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 const brokerNames = list('BENCH_BROKERS', 'ours,mosquitto');
@@ -69,8 +73,8 @@ const SCENARIOS = [
   { name: 'fanout-qos0-tcp', kind: 'throughput', title: 'fan-out QoS 0, plain TCP (1 -> 50)', params: { transport: 'tcp', publishers: 1, subscribers: quick ? 10 : 50, qos: 0, ...fanOut } },
   { name: 'latency-qos0', kind: 'latency', title: `latency QoS 0, TLS, 1 -> 1 at ${latencyRate} msgs/s`, params: { transport: 'tls', qos: 0, rate: latencyRate, payload, warmupMs, durationMs: seconds * 1000, ...drain } },
   { name: 'latency-qos1', kind: 'latency', title: `latency QoS 1, TLS, 1 -> 1 at ${latencyRate} msgs/s`, params: { transport: 'tls', qos: 1, rate: latencyRate, payload, warmupMs, durationMs: seconds * 1000, ...drain } },
-  { name: 'connect-seq', kind: 'connections', title: 'TLS connection rate, sequential (TCP+TLS+CONNECT..CONNACK, DISCONNECT)', params: { transport: 'tls', concurrency: 1, warmupMs, durationMs: connectSeconds * 1000 } },
-  { name: 'connect-c20', kind: 'connections', title: 'TLS connection rate, 20 concurrent', params: { transport: 'tls', concurrency: 20, warmupMs, durationMs: connectSeconds * 1000 } },
+  { name: 'connect-seq', kind: 'connections', title: 'TLS connection rate, sequential (TCP+TLS+CONNECT..CONNACK, DISCONNECT)', params: { transport: 'tls', concurrency: 1, warmupMs: connectWarmupMs, durationMs: connectSeconds * 1000 } },
+  { name: 'connect-c20', kind: 'connections', title: 'TLS connection rate, 20 concurrent', params: { transport: 'tls', concurrency: 20, warmupMs: connectWarmupMs, durationMs: connectSeconds * 1000 } },
   { name: 'memory', kind: 'memory', title: `memory: idle, then ${memorySteps.join(' and ')} idle TLS clients (${memoryRuns} run${memoryRuns === 1 ? '' : 's'} each)`, params: { transport: 'tls', steps: memorySteps, concurrency: 50, settleMs: quick ? 500 : 2000, idleMs: quick ? 500 : 30_000 } },
 ];
 const wanted = list('BENCH_SCENARIOS', SCENARIOS.map((s) => s.name).join(','));
@@ -205,7 +209,7 @@ async function main() {
   const startedAt = new Date();
   const loadStart = os.loadavg();
   console.log(`mqtt-acme-broker bench${quick ? ' (quick)' : ''}: ${brokerNames.map((b) => BROKERS[b].label).join(' vs ')}`);
-  console.log(`  ${runs} run(s) each (memory: ${memoryRuns}), alternating ${brokerNames.join(' ')}; ${seconds} s measured after ${warmupMs} ms warm-up; payload ${payload} B; loopback only`);
+  console.log(`  ${runs} run(s) each (memory: ${memoryRuns}), alternating ${brokerNames.join(' ')}; ${seconds} s measured after ${warmupMs} ms warm-up (connection runs: ${connectSeconds} s after ${connectWarmupMs} ms); payload ${payload} B; loopback only`);
   console.log(pin
     ? `  pinned with taskset: brokers on core ${brokerCore}, generator on core ${genCore}`
     : '  NOT pinned (taskset missing, one core, or BENCH_PIN=0): broker and generator share the CPUs');
@@ -225,7 +229,7 @@ async function main() {
     brokerLabels: Object.fromEntries(brokerNames.map((b) => [b, BROKERS[b].label])),
     source,
     machine: { cpus: os.availableParallelism(), node: process.version, kernel: os.release(), loadStart, pinned: pin, brokerCore, genCore, nofile },
-    settings: { verify, coalesceMs: coalesceEnv ?? 'fan-in 1, fan-out 5', memoryRuns, seconds, warmupMs, payload, window, credit, batch, latencyRate, connectSeconds, memorySteps, certificates: shared.certSource, notes },
+    settings: { verify, coalesceMs: coalesceEnv ?? 'fan-in 1, fan-out 5', memoryRuns, seconds, warmupMs, payload, window, credit, batch, latencyRate, connectSeconds, connectWarmupMs, memorySteps, certificates: shared.certSource, notes },
     configs: {},
     tls: {},
     scenarios: [],

@@ -70,29 +70,34 @@ describe('the bench (quick mode)', () => {
     120_000,
   );
 
-  it('measures the Node TLS floor (bench/node-tls-floor.js) on connections and idle clients, and skips it elsewhere', async () => {
+  it('measures the Node TLS floor (bench/node-tls-floor.js) on connections, idle clients and relayed latency, and skips it elsewhere', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mab-bench-smoke-'));
     try {
       const { code, output } = await runBench({
         BENCH_QUICK: '1',
         BENCH_RUNS: '1',
         BENCH_BROKERS: 'floor',
-        BENCH_SCENARIOS: 'connect-seq,memory,fanin-qos0',
+        BENCH_SCENARIOS: 'connect-seq,memory,fanin-qos0,latency-qos1',
         BENCH_CONNECT_SECONDS: '0.5',
         BENCH_RESULTS_DIR: dir,
       });
       expect(code, output).toBe(0);
       const report = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as {
         failures: unknown[];
-        scenarios: { name: string; results: Record<string, { connPerSec?: number; errors?: number }[]> }[];
+        scenarios: { name: string; results: Record<string, Record<string, number>[]> }[];
       };
       expect(report.failures).toEqual([]);
       const connect = report.scenarios.find((s) => s.name === 'connect-seq')?.results.floor?.[0];
       expect(connect?.connPerSec).toBeGreaterThan(0);
       expect(connect?.errors).toBe(0);
-      const memory = report.scenarios.find((s) => s.name === 'memory')?.results.floor?.[0] as Record<string, number> | undefined;
+      const memory = report.scenarios.find((s) => s.name === 'memory')?.results.floor?.[0];
       expect(memory?.['clients@100']).toBe(100);
       expect(report.scenarios.find((s) => s.name === 'fanin-qos0')?.results.floor).toEqual([]);
+      // The relay: SUBACK, every PUBLISH forwarded once, each QoS 1 PUBLISH acknowledged.
+      const latency = report.scenarios.find((s) => s.name === 'latency-qos1')?.results.floor?.[0];
+      expect(latency?.samples).toBeGreaterThan(0);
+      expect(latency?.sent).toBeGreaterThan(0);
+      expect({ lost: latency?.lost, dups: latency?.dups, unacked: latency?.unacked }).toEqual({ lost: 0, dups: 0, unacked: 0 });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
