@@ -3,7 +3,7 @@
  * Home Assistant uses it) against the broker over TLS with passwd users.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import mqttPacket from 'mqtt-packet';
 import { connectMqtt, collectMessages, mosquittoArgs, run, runPaho, startMosquittoSub } from '../support/clients.js';
 import { startTestBroker, USERS, type TestBroker } from '../support/broker.js';
@@ -61,6 +61,26 @@ describe('mqtt.js', () => {
     // With clean session on, an empty id is fine (the broker assigns one).
     const ok = await connectMqtt({ port: broker.port, ca: ca(), username: 'cam', password: USERS.cam, clientId: '', clean: true });
     await ok.endAsync();
+  });
+
+  it('resumes a TLS session from its ticket: no certificate on the wire, and MQTT works over it', async () => {
+    const first = await connectMqtt({ port: broker.port, ca: ca(), username: 'cam', password: USERS.cam });
+    const firstSocket = first.stream as TLSSocket;
+    expect(firstSocket.isSessionReused()).toBe(false);
+    // TLS 1.3: the server sent its NewSessionTicket right after the handshake, before our CONNACK.
+    const session = firstSocket.getSession();
+    expect(session).toBeInstanceOf(Buffer);
+    await first.endAsync();
+
+    const resumed = await connectMqtt({ port: broker.port, ca: ca(), username: 'cam', password: USERS.cam, session });
+    const socket = resumed.stream as TLSSocket;
+    expect(socket.isSessionReused()).toBe(true);
+    expect(socket.getProtocol()).toBe('TLSv1.3');
+    const got = collectMessages(resumed, 1);
+    await resumed.subscribeAsync('cam/resumed', { qos: 1 });
+    await resumed.publishAsync('cam/resumed', 'over a resumed session', { qos: 1 });
+    expect((await got)[0]?.payload).toBe('over a resumed session');
+    await resumed.endAsync();
   });
 
   it('refuses a client that does not trust the certificate', async () => {

@@ -8,6 +8,8 @@ export interface ConnectOptions extends Partial<IClientOptions> {
   ca?: string | Buffer;
   tls?: boolean;
   servername?: string;
+  /** A TLS session (ticket) to resume; mqtt.js hands it to tls.connect. */
+  session?: Buffer;
 }
 
 /** Connect with mqtt.js; rejects with the CONNACK error (e.g. 'Connection refused: Not authorized'). */
