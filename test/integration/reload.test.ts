@@ -44,21 +44,22 @@ function serialSeenBy(port: number): Promise<string> {
  */
 function handshake(port: number, session?: Buffer): Promise<{ serial: string; reused: boolean; ticket: Buffer | undefined }> {
   return new Promise((resolve, reject) => {
-    let ticket: Buffer | undefined;
     const s = tlsConnect({ host: '127.0.0.1', port, ca: ca(), servername: 'localhost', session });
-    s.on('session', (t: Buffer) => {
-      ticket = t;
-    });
     s.once('secureConnect', () => {
       const reused = s.isSessionReused();
       // A resumed TLS 1.3 session carries no certificate: it is authenticated by the one of its first handshake.
       const raw = s.getPeerX509Certificate()?.raw;
       const serial = raw === undefined ? '(resumed)' : new X509Certificate(raw).serialNumber;
-      // The ticket follows the handshake: give it a moment, then close.
-      setTimeout(() => {
+      if (reused) {
+        s.end();
+        resolve({ serial, reused, ticket: undefined });
+        return;
+      }
+      // After a full handshake the server's NewSessionTicket follows the client's Finished.
+      s.once('session', (ticket: Buffer) => {
         s.end();
         resolve({ serial, reused, ticket });
-      }, 100);
+      });
     });
     s.once('error', reject);
   });
