@@ -11,7 +11,7 @@ import { AccessPolicy } from './auth/policy.js';
 import { loadPasswdFile } from './auth/passwd.js';
 import { loadAclFile } from './auth/acl.js';
 import { watchAndReload } from './auth/reloading.js';
-import { openPersistence } from './broker/persistence.js';
+import { openStore } from './broker/store/open.js';
 import { Broker, type BrokerObserver } from './broker/broker.js';
 import { startListener, listenerName, type ListenerEvents, type RunningListener } from './broker/listeners.js';
 import { TlsContext } from './tls/context.js';
@@ -134,6 +134,7 @@ export async function startBroker(config: Config, logger: Logger, options: Start
     }
 
     const policy = new AccessPolicy(config.allowAnonymous);
+    const live: { broker?: Broker } = {};
     const authLog = logger.child({ component: 'auth' });
     const watchAuthFile = async <T>(file: string, what: string, load: () => Promise<T>, apply: (value: T) => void, kind: 'passwd' | 'acl'): Promise<void> => {
       // No last good value at start: a broken file stops the start with the reason, as mosquitto does.
@@ -161,8 +162,9 @@ export async function startBroker(config: Config, logger: Logger, options: Start
     if (config.passwordFile !== undefined) {
       const file = config.passwordFile;
       await watchAuthFile(file, 'password file', () => loadPasswdFile(file, authLog), (users) => {
-        policy.setUsers(users);
+        const previous = policy.setUsers(users);
         authLog.info({ file, users: users.size }, 'password file loaded');
+        live.broker?.usersReloaded(previous);
       }, 'passwd');
     }
     if (config.aclFile !== undefined) {
@@ -173,12 +175,14 @@ export async function startBroker(config: Config, logger: Logger, options: Start
       }, 'acl');
     }
 
-    const persistence = await openPersistence(config.persistence, config.persistenceLocation, logger.child({ component: 'persistence' }), config.maxQueuedMessages);
-    closers.push(() => persistence.close());
+    const store = await openStore({ enabled: config.persistence, location: config.persistenceLocation, logger: logger.child({ component: 'persistence' }) });
+    closers.push(() => store.close());
     state.persistence = true;
 
-    const broker = await Broker.create({ config, logger: logger.child({ component: 'broker' }), policy, persistence, observer });
+    const broker = await Broker.create({ config, logger: logger.child({ component: 'broker' }), policy, store, observer });
+    live.broker = broker;
     metrics.observeRetainedMessages(() => broker.countRetained());
+    metrics.observeSubscriptions(() => broker.subscriptionCount);
     // Listeners stop accepting first (their closers run before this one), then the broker disconnects
     // every client, then we wait for the listeners to report their last connection gone.
     const listenersClosed: Promise<void>[] = [];
@@ -191,7 +195,7 @@ export async function startBroker(config: Config, logger: Logger, options: Start
     const tlsLog = logger.child({ component: 'tls' });
     const listen = async (listener: ListenerConfig, context: TlsContext | undefined): Promise<void> => {
       if (state.closing) return;
-      const running = await startListener(listener, broker, context, config.maxConnections, logger.child({ component: 'listener' }), observer);
+      const running = await startListener(listener, broker, context, { maxConnections: config.maxConnections, connectTimeout: config.connectTimeout }, logger.child({ component: 'listener' }), observer);
       listeners.push(running);
       metrics.listenerStarted(running.name);
       closers.push(() => {

@@ -139,6 +139,19 @@ export class Users {
     return this.#entries.has(user);
   }
 
+  /**
+   * Whether `user` has the same password entry here as in `previous` (a reload that removed the user or
+   * changed the password answers false: its connected clients must log in again).
+   */
+  sameCredentials(user: string, previous: Users): boolean {
+    const now = this.#entries.get(user);
+    const before = previous.#entries.get(user);
+    if (now === undefined || before === undefined || now.kind !== before.kind) return false;
+    if (now.kind === 'bcrypt' || before.kind === 'bcrypt') return now.hash === before.hash;
+    if (now.kind === 'sha512-pbkdf2' && before.kind === 'sha512-pbkdf2' && now.iterations !== before.iterations) return false;
+    return (now.hash as Buffer).equals(before.hash as Buffer) && now.salt.equals((before as { salt: Buffer }).salt);
+  }
+
   /** User names, in file order (for diagnostics; never the hashes). */
   names(): string[] {
     return [...this.#entries.keys()];

@@ -23,8 +23,18 @@ export class AccessPolicy {
     this.#acl = acl;
   }
 
-  setUsers(users: Users): void {
+  /** Swap the users; returns the previous snapshot (undefined at the first load). */
+  setUsers(users: Users): Users | undefined {
+    const previous = this.#users;
     this.#users = users;
+    return previous;
+  }
+
+  /** Whether a client logged in as `username` under `previous` may stay connected with the current users. */
+  stillValid(username: string | undefined, previous: Users | undefined): boolean {
+    if (username === undefined || previous === undefined || this.#users === undefined) return true;
+    if (!previous.has(username)) return true; // it got in without a passwd entry (allow_anonymous): unchanged
+    return this.#users.sameCredentials(username, previous);
   }
 
   setAcl(acl: Acl): void {

@@ -11,7 +11,6 @@ import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { TlsContext } from '../tls/context.js';
 import type { Broker } from './broker.js';
-import { useOutbox } from './outbox.js';
 
 export interface RunningListener {
   readonly name: string;
@@ -35,14 +34,23 @@ export function listenerName(config: ListenerConfig, tls: boolean, port = config
   return `${scheme}:${port}`;
 }
 
+export interface ListenerLimits {
+  /** Connections per listener (mosquitto's max_connections); -1 = unlimited. */
+  maxConnections: number;
+  /** Seconds a TLS handshake may take (connect_timeout); the broker applies the same bound to CONNECT. */
+  connectTimeout: number;
+}
+
 export async function startListener(
   config: ListenerConfig,
   broker: Broker,
   tlsContext: TlsContext | undefined,
-  maxConnections: number,
+  limits: ListenerLimits,
   logger: Logger,
   events: ListenerEvents = {},
 ): Promise<RunningListener> {
+  const { maxConnections } = limits;
+  const handshakeTimeout = limits.connectTimeout > 0 ? limits.connectTimeout * 1000 : 120_000;
   const tls = tlsContext !== undefined;
   let name = listenerName(config, tls);
   let server: NetServer | TlsServer | HttpServer;
@@ -51,7 +59,7 @@ export async function startListener(
   if (config.protocol === 'websockets') {
     // Loaded only for websocket listeners.
     const { WebSocketServer, createWebSocketStream } = await import('ws');
-    const http = tlsContext ? createHttpsServer({ ...tlsContext.serverOptions(), noDelay: true }) : createHttpServer({ noDelay: true });
+    const http = tlsContext ? createHttpsServer({ ...tlsContext.serverOptions(), noDelay: true, handshakeTimeout }) : createHttpServer({ noDelay: true });
     wss = new WebSocketServer({
       server: http,
       perMessageDeflate: false,
@@ -60,20 +68,16 @@ export async function startListener(
     });
     wss.on('connection', (ws, req) => {
       const stream = createWebSocketStream(ws);
-      useOutbox(stream);
-      stream.on('error', () => undefined); // aedes reports the client error; avoid an unhandled 'error'
-      broker.handle(stream, name, req.socket.remoteAddress, req);
+      broker.handle(stream, name, req.socket.remoteAddress);
     });
     wss.on('error', (err) => logger.warn({ listener: name, error: err.message }, 'websocket server error'));
     server = http;
   } else if (tlsContext) {
-    server = createTlsServer({ ...tlsContext.serverOptions(), noDelay: true }, (socket: TLSSocket) => {
-      useOutbox(socket);
+    server = createTlsServer({ ...tlsContext.serverOptions(), noDelay: true, handshakeTimeout }, (socket: TLSSocket) => {
       broker.handle(socket, name, socket.remoteAddress);
     });
   } else {
     server = createTcpServer({ noDelay: true }, (socket: Socket) => {
-      useOutbox(socket);
       broker.handle(socket, name, socket.remoteAddress);
     });
   }

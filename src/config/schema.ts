@@ -104,6 +104,12 @@ export interface Config {
   /** Messages queued per offline persistent session / slow client; 0 = unlimited. */
   maxQueuedMessages: number;
   retainAvailable: boolean;
+  /** Topic aliases a v5 client may use towards the broker (mosquitto's max_topic_alias; 0 = none). */
+  maxTopicAlias: number;
+  /** Largest packet in bytes a client may send, and the Maximum Packet Size told to v5 clients; 0 = no limit of its own. */
+  maxPacketSize: number;
+  /** Seconds a new connection has to send its CONNECT (and a TLS handshake to finish) before it is closed. */
+  connectTimeout: number;
   logLevel: Level | 'silent';
   acme: AcmeConfig;
   ops: OpsConfig;
@@ -125,6 +131,9 @@ export function defaultConfig(): Config {
     maxInflightMessages: 20,
     maxQueuedMessages: 1000,
     retainAvailable: true,
+    maxTopicAlias: 10,
+    maxPacketSize: 0,
+    connectTimeout: 10,
     logLevel: 'info',
     acme: {
       domains: [],
@@ -204,6 +213,9 @@ export interface PartialConfig {
   maxInflightMessages?: number;
   maxQueuedMessages?: number;
   retainAvailable?: boolean;
+  maxTopicAlias?: number;
+  maxPacketSize?: number;
+  connectTimeout?: number;
   logLevel?: Config['logLevel'];
   acme?: Partial<Omit<AcmeConfig, 'cloudflare'>> & { cloudflare?: CloudflareCredentials };
   ops?: Partial<OpsConfig>;

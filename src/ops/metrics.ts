@@ -38,6 +38,10 @@ export const REFUSAL_REASONS = [
   'no_password_file',
   /** CONNACK refused: the keepalive asked for exceeds `max_keepalive`. */
   'keepalive_too_long',
+  /** v5 CONNACK 0x8C: an authentication method was given (enhanced authentication is not offered). */
+  'bad_authentication_method',
+  /** The broker is shutting down (v5 CONNACK 0x8B, v3 0x03). */
+  'server_shutting_down',
   /** `max_connections` reached. */
   'max_connections',
   /** Malformed packet, first packet not CONNECT, too many packets before CONNACK, oversized message. */

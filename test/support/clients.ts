@@ -27,6 +27,14 @@ export function connectMqtt(options: ConnectOptions): Promise<MqttClient> {
     protocolVersion: 4,
     ...rest,
   });
+  // Messages can arrive in the same read as CONNACK (a resumed session's queue), before the caller could
+  // attach a listener: keep them for the first collectMessages/messagesDuring on this client.
+  const early: EarlyMessage[] = [];
+  const keep = (topic: string, payload: Buffer, packet: { qos: number; retain: boolean }): void => {
+    early.push({ topic, payload, packet });
+  };
+  client.on('message', keep);
+  earlyMessages.set(client, { early, keep });
   return new Promise((resolve, reject) => {
     client.once('connect', () => resolve(client));
     client.once('error', (err) => {
@@ -35,6 +43,22 @@ export function connectMqtt(options: ConnectOptions): Promise<MqttClient> {
     });
     client.once('close', () => reject(new Error('connection closed before CONNACK')));
   });
+}
+
+interface EarlyMessage {
+  topic: string;
+  payload: Buffer;
+  packet: { qos: number; retain: boolean };
+}
+const earlyMessages = new WeakMap<MqttClient, { early: EarlyMessage[]; keep: (...args: never[]) => void }>();
+
+/** Messages that arrived before the first listener of a test; each is handed out once. */
+function takeEarly(client: MqttClient): EarlyMessage[] {
+  const entry = earlyMessages.get(client);
+  if (entry === undefined) return [];
+  earlyMessages.delete(client);
+  client.off('message', entry.keep);
+  return entry.early;
 }
 
 /** Resolve with the first `count` messages received on `client` (topic, payload, qos, retain). */
@@ -55,6 +79,7 @@ export function collectMessages(
       }
     };
     client.on('message', onMessage);
+    for (const m of takeEarly(client)) if (got.length < count) onMessage(m.topic, m.payload, m.packet);
   });
 }
 
@@ -65,6 +90,7 @@ export function messagesDuring(client: MqttClient, ms: number): Promise<string[]
     got.push(`${topic}:${payload.toString()}`);
   };
   client.on('message', onMessage);
+  for (const m of takeEarly(client)) onMessage(m.topic, m.payload);
   return new Promise((resolve) =>
     setTimeout(() => {
       client.off('message', onMessage);

@@ -266,7 +266,7 @@ describe('.dockerignore', () => {
 
   it('keeps out dependencies, build output, state, secrets and repository metadata', () => {
     const outside = [
-      'node_modules/aedes/package.json',
+      'node_modules/mqtt-packet/package.json',
       'dist/cli.js',
       'data/persistence/LOG',
       '.git/config',
