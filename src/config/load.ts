@@ -109,6 +109,9 @@ const CONFIG_SPEC: Spec = {
     maxInflightMessages: { t: 'int' },
     maxQueuedMessages: { t: 'int' },
     retainAvailable: { t: 'bool' },
+    maxTopicAlias: { t: 'int' },
+    maxPacketSize: { t: 'int' },
+    connectTimeout: { t: 'int' },
     logLevel: { t: 'enum', values: LOG_LEVELS },
     acme: {
       t: 'obj',
@@ -331,6 +334,9 @@ function checkLayer(layer: ConfigLayer, warnings: string[]): void {
   range('maxKeepalive', v.maxKeepalive, 1, 65535, ' (seconds)');
   range('maxInflightMessages', v.maxInflightMessages, 0, 65535, ' (0 = unlimited)');
   range('maxQueuedMessages', v.maxQueuedMessages, 0, Number.MAX_SAFE_INTEGER, ' (0 = unlimited)');
+  range('maxTopicAlias', v.maxTopicAlias, 0, 65535, ' (0 = no topic aliases)');
+  if (v.maxPacketSize !== undefined && v.maxPacketSize !== 0) range('maxPacketSize', v.maxPacketSize, 20, 268435460, ' (bytes, 0 = no limit of its own)');
+  range('connectTimeout', v.connectTimeout, 0, 3600, ' (seconds, 0 = no deadline)');
   const acme = v.acme;
   if (acme?.domains) {
     const seen = new Set<string>();

@@ -28,6 +28,7 @@ const GLOBAL_DIRECTIVES = new Set([
   'listener', 'port', 'bind_address', 'password_file', 'acl_file', 'allow_anonymous', 'per_listener_settings',
   'persistence', 'persistence_location', 'max_connections', 'message_size_limit', 'max_keepalive',
   'max_inflight_messages', 'max_queued_messages', 'retain_available', 'log_type', 'log_dest',
+  'max_topic_alias', 'max_packet_size',
 ]);
 
 /** mosquitto 2.0 directives we accept but do not implement (warned about, then ignored). */
@@ -36,7 +37,7 @@ const KNOWN_UNSUPPORTED = new Set([
   'auth_plugin_deny_special_chars', 'auto_id_prefix', 'autosave_interval', 'autosave_on_changes', 'bind_interface',
   'capath', 'check_retain_source', 'ciphers', 'ciphers_tls1.3', 'clientid_prefixes', 'connection_messages',
   'crlfile', 'dhparamfile', 'enable_control_api', 'global_plugin', 'http_dir', 'include_dir',
-  'log_facility', 'log_timestamp', 'log_timestamp_format', 'max_inflight_bytes', 'max_packet_size', 'max_qos',
+  'log_facility', 'log_timestamp', 'log_timestamp_format', 'max_inflight_bytes', 'max_qos',
   'max_queued_bytes', 'memory_limit', 'mount_point', 'persistence_file', 'persistent_client_expiration',
   'pid_file', 'plugin', 'psk_file', 'psk_hint', 'queue_qos0_messages', 'require_certificate_subject',
   'set_tcp_nodelay', 'socket_domain', 'sys_interval', 'tls_engine', 'tls_engine_kpass_sha1', 'tls_keyform',
@@ -316,6 +317,12 @@ export function parseMosquittoConf(text: string, opts: { file: string; cwd: stri
         break;
       case 'retain_available':
         set('retainAvailable', bool());
+        break;
+      case 'max_topic_alias':
+        set('maxTopicAlias', int('a count 0..65535 (0 = no topic aliases)'));
+        break;
+      case 'max_packet_size':
+        set('maxPacketSize', int('a size in bytes (0 = no limit of its own)'));
         break;
       case 'log_type': {
         const value = one(Object.keys(LOG_TYPES).concat('none').join(', '));

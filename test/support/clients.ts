@@ -52,13 +52,19 @@ interface EarlyMessage {
 }
 const earlyMessages = new WeakMap<MqttClient, { early: EarlyMessage[]; keep: (...args: never[]) => void }>();
 
-/** Messages that arrived before the first listener of a test; each is handed out once. */
-function takeEarly(client: MqttClient): EarlyMessage[] {
+/**
+ * Messages that arrived before the first listener of a test, in order, at most `max`; each is handed out
+ * once. Until all are taken, new messages keep queueing behind them (so that order holds).
+ */
+function takeEarly(client: MqttClient, max = Number.POSITIVE_INFINITY): EarlyMessage[] {
   const entry = earlyMessages.get(client);
   if (entry === undefined) return [];
-  earlyMessages.delete(client);
-  client.off('message', entry.keep);
-  return entry.early;
+  const taken = entry.early.splice(0, max);
+  if (entry.early.length === 0) {
+    earlyMessages.delete(client);
+    client.off('message', entry.keep);
+  }
+  return taken;
 }
 
 /** Resolve with the first `count` messages received on `client` (topic, payload, qos, retain). */
@@ -72,14 +78,14 @@ export function collectMessages(
     const timer = setTimeout(() => reject(new Error(`got ${got.length} of ${count} messages: ${JSON.stringify(got)}`)), timeoutMs);
     const onMessage = (topic: string, payload: Buffer, packet: { qos: number; retain: boolean }): void => {
       got.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain });
-      if (got.length >= count) {
+      if (got.length === count) {
         clearTimeout(timer);
         client.off('message', onMessage);
         resolve(got);
       }
     };
-    client.on('message', onMessage);
-    for (const m of takeEarly(client)) if (got.length < count) onMessage(m.topic, m.payload, m.packet);
+    for (const m of takeEarly(client, count)) onMessage(m.topic, m.payload, m.packet);
+    if (got.length < count) client.on('message', onMessage);
   });
 }
 
@@ -89,8 +95,8 @@ export function messagesDuring(client: MqttClient, ms: number): Promise<string[]
   const onMessage = (topic: string, payload: Buffer): void => {
     got.push(`${topic}:${payload.toString()}`);
   };
-  client.on('message', onMessage);
   for (const m of takeEarly(client)) onMessage(m.topic, m.payload);
+  client.on('message', onMessage);
   return new Promise((resolve) =>
     setTimeout(() => {
       client.off('message', onMessage);
