@@ -294,10 +294,7 @@ function readPublishProperties(buf: Buffer, start: number, end: number, packet: 
         const value = readString(buf, name.next, end);
         const k = utf8(name.value, 'user property name');
         const v = utf8(value.value, 'user property value');
-        // A null-prototype object: a property named __proto__ is data, not a prototype.
-        const user = (props.userProperties ??= Object.create(null) as Record<string, string | string[]>);
-        const had = user[k];
-        user[k] = had === undefined ? v : Array.isArray(had) ? [...had, v] : [had, v];
+        (props.userProperties ??= []).push([k, v]);
         at = value.next;
         any = true;
         break;

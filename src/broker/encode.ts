@@ -87,12 +87,9 @@ export class Properties {
     return this.push(b);
   }
 
-  userProperties(props: Record<string, string | string[]> | undefined): this {
+  userProperties(props: readonly [string, string][] | undefined): this {
     if (props === undefined) return this;
-    for (const [name, value] of Object.entries(props)) {
-      if (Array.isArray(value)) for (const v of value) this.pair(0x26, name, v);
-      else this.pair(0x26, name, value);
-    }
+    for (const [name, value] of props) this.pair(0x26, name, value);
     return this;
   }
 

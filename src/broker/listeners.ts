@@ -87,6 +87,8 @@ export async function startListener(
     server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
       events.tlsError?.(name);
       logger.debug({ listener: name, remoteAddress: socket.remoteAddress, error: err.message }, 'TLS handshake failed');
+      // Node reports a handshake timeout here without closing the socket: a silent connection would stay.
+      socket.destroy();
     });
   }
   if (maxConnections >= 0) {

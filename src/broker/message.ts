@@ -11,7 +11,8 @@ export interface MessageProperties {
   contentType?: string;
   responseTopic?: string;
   correlationData?: Buffer;
-  userProperties?: Record<string, string | string[]>;
+  /** Name/value pairs in the order the publisher sent them (MQTT-3.3.2-18: forwarded in that order). */
+  userProperties?: [string, string][];
 }
 
 export interface Message {

@@ -50,7 +50,7 @@ interface EarlyMessage {
   payload: Buffer;
   packet: { qos: number; retain: boolean };
 }
-const earlyMessages = new WeakMap<MqttClient, { early: EarlyMessage[]; keep: (...args: never[]) => void }>();
+const earlyMessages = new WeakMap<MqttClient, { early: EarlyMessage[]; keep: (topic: string, payload: Buffer, packet: { qos: number; retain: boolean }) => void }>();
 
 /**
  * Messages that arrived before the first listener of a test, in order, at most `max`; each is handed out

@@ -127,7 +127,10 @@ function willMessage(packet: IConnectPacket, clientId: string): Message {
     if (p.contentType !== undefined) forwarded.contentType = p.contentType;
     if (p.responseTopic !== undefined) forwarded.responseTopic = p.responseTopic;
     if (p.correlationData !== undefined) forwarded.correlationData = Buffer.from(p.correlationData);
-    if (p.userProperties !== undefined) forwarded.userProperties = p.userProperties;
+    // mqtt-packet groups a will's user properties by name; the order within each name is kept.
+    if (p.userProperties !== undefined) {
+      forwarded.userProperties = Object.entries(p.userProperties).flatMap(([name, v]) => (Array.isArray(v) ? v : [v]).map((value): [string, string] => [name, value]));
+    }
     if (Object.keys(forwarded).length > 0) message.properties = forwarded;
     // Counted from the will's publication (wills.ts): kept as an interval in ms until then.
     if (p.messageExpiryInterval !== undefined) message.expiresAt = p.messageExpiryInterval * 1000;

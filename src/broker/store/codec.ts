@@ -11,8 +11,7 @@
  *               [expiresAt f64], [origin str], [properties], payload = every byte left
  *   properties= flags u8 (bit 0 payloadFormatIndicator present, 1 its value, 2 contentType,
  *               3 responseTopic, 4 correlationData, 5 userProperties), [contentType str],
- *               [responseTopic str], [correlationData bytes], [varint count, per key: key str, varint m
- *               (0 = one string follows, m >= 1 = an array of m - 1 strings follows), the strings]
+ *               [responseTopic str], [correlationData bytes], [varint count, per pair: name str, value str (in the order received)]
  *   queued    = 'Q', flags u8 (bits 0-1 qos, 2 retain, 3-4 state, 5 packetId, 6 subscriptionIds),
  *               [packetId u16], [varint count, varints], message   (the seq is in the key)
  *   retained  = 'R', message
@@ -146,17 +145,8 @@ function propertiesSize(p: MessageProperties): number {
   if (p.responseTopic !== undefined) size += strSize(p.responseTopic);
   if (p.correlationData !== undefined) size += varintSize(p.correlationData.length) + p.correlationData.length;
   if (p.userProperties !== undefined) {
-    const keys = Object.keys(p.userProperties);
-    size += varintSize(keys.length);
-    for (const key of keys) {
-      const v = p.userProperties[key]!;
-      size += strSize(key);
-      if (typeof v === 'string') size += 1 + strSize(v);
-      else {
-        size += varintSize(v.length + 1);
-        for (const s of v) size += strSize(s);
-      }
-    }
+    size += varintSize(p.userProperties.length);
+    for (const [name, value] of p.userProperties) size += strSize(name) + strSize(value);
   }
   return size;
 }
@@ -174,18 +164,10 @@ function writeProperties(w: Writer, p: MessageProperties): void {
   if (p.responseTopic !== undefined) w.str(p.responseTopic);
   if (p.correlationData !== undefined) w.bytes(p.correlationData, true);
   if (p.userProperties !== undefined) {
-    const keys = Object.keys(p.userProperties);
-    w.varint(keys.length);
-    for (const key of keys) {
-      const v = p.userProperties[key]!;
-      w.str(key);
-      if (typeof v === 'string') {
-        w.varint(0);
-        w.str(v);
-      } else {
-        w.varint(v.length + 1);
-        for (const s of v) w.str(s);
-      }
+    w.varint(p.userProperties.length);
+    for (const [name, value] of p.userProperties) {
+      w.str(name);
+      w.str(value);
     }
   }
 }
@@ -198,16 +180,10 @@ function readProperties(r: Reader): MessageProperties {
   if (flags & 8) p.responseTopic = r.str();
   if (flags & 16) p.correlationData = r.bytes();
   if (flags & 32) {
-    const user: Record<string, string | string[]> = {};
+    const user: [string, string][] = [];
     for (let n = r.varint(); n > 0; n--) {
-      const key = r.str();
-      const m = r.varint();
-      if (m === 0) user[key] = r.str();
-      else {
-        const values: string[] = [];
-        for (let i = 1; i < m; i++) values.push(r.str());
-        user[key] = values;
-      }
+      const name = r.str();
+      user.push([name, r.str()]);
     }
     p.userProperties = user;
   }

@@ -58,10 +58,10 @@ function propertiesOf(v: unknown): MessageProperties | undefined {
   const correlation = bufferOf(p.correlationData);
   if (correlation !== undefined) out.correlationData = correlation;
   if (typeof p.userProperties === 'object' && p.userProperties !== null) {
-    const user: Record<string, string | string[]> = {};
+    const user: [string, string][] = [];
     for (const [key, value] of Object.entries(p.userProperties as Obj)) {
-      if (typeof value === 'string') user[key] = value;
-      else if (Array.isArray(value)) user[key] = value.map(String);
+      if (typeof value === 'string') user.push([key, value]);
+      else if (Array.isArray(value)) for (const v of value) user.push([key, String(v)]);
     }
     out.userProperties = user;
   }

@@ -5,7 +5,9 @@
  * written the next one accumulates, and every `flush()` caller in between shares it). A LevelDB batch is
  * atomic and batches are applied in order, so after a kill -9 the database holds a prefix of the calls,
  * and at least everything a resolved `flush()` covered (the log write reaches the OS before batch()
- * resolves; no fsync: surviving the process, not the machine, is the goal).
+ * resolves; no fsync: surviving the process, not the machine, is the goal). A failed batch rejects the
+ * flush() calls that waited for it and is retried with the next batch (after a pause), unless a later write
+ * replaced its keys: the disk still converges to the calls, and the store goes on working.
  *
  * Key layout (format 1; values: codec.ts). `<id>` is the client id with '%' -> '%25' and ':' -> '%3A', so
  * `q:<id>:` holds exactly one client's keys; numbers are fixed-width lowercase hex, so key order is

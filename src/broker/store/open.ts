@@ -13,12 +13,12 @@ export interface StoreOptions {
   enabled: boolean;
   /** mosquitto's `persistence_location`: the database directory. */
   location: string;
+  /** Used as given (the caller names the component). */
   logger: Logger;
 }
 
 export async function openStore(options: StoreOptions): Promise<Store> {
-  const { enabled, location } = options;
-  const logger = options.logger.child({ component: 'store' });
+  const { enabled, location, logger } = options;
   if (!enabled) {
     logger.info({ persistence: 'memory' }, 'persistence off: sessions and retained messages live in memory only');
     return new MemoryStore();
