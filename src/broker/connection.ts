@@ -99,8 +99,8 @@ export class Connection implements SessionLink {
 
   private readonly mustStop = (): boolean => this.pausedFor.size > 0 || this.state === 'authenticating' || this.state === 'closed';
 
-  private readonly onFrame = (header: number, body: Buffer, frame: Buffer): void => {
-    const packet = this.decoder.decode(header, body, frame);
+  private readonly onFrame = (data: Buffer, frameStart: number, bodyStart: number, end: number): void => {
+    const packet = this.decoder.decode(data, frameStart, bodyStart, end);
     if (this.state === 'new' && packet.cmd !== 'connect') throw new ProtocolError(RC.PROTOCOL_ERROR, `${packet.cmd.toUpperCase()} before CONNECT`);
     if (this.state === 'connected' && packet.cmd === 'connect') throw new ProtocolError(RC.PROTOCOL_ERROR, 'a second CONNECT');
     this.dispatch(this, packet);

@@ -8,17 +8,10 @@ import { isUtf8 } from 'node:buffer';
 import mqttPacket, { type IConnectPacket, type IDisconnectPacket, type IAuthPacket, type ISubscribePacket, type IUnsubscribePacket, type Packet } from 'mqtt-packet';
 import type { MessageProperties, QoS } from './message.js';
 import { RC } from './reason-codes.js';
+import { ProtocolError } from './decode-error.js';
+import { checkV5Properties } from './property-check.js';
 
-/** A packet that breaks the protocol: the connection closes (v5: after a DISCONNECT with `reasonCode`). */
-export class ProtocolError extends Error {
-  override name = 'ProtocolError';
-  constructor(
-    readonly reasonCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { ProtocolError };
 
 export interface PublishPacket {
   cmd: 'publish';
@@ -51,31 +44,44 @@ export type InboundPacket =
   | IAuthPacket;
 
 const ACKS = { 4: 'puback', 5: 'pubrec', 6: 'pubrel', 7: 'pubcomp' } as const;
+const PINGREQ = { cmd: 'pingreq' } as const;
 
 /** Decodes the frames of one connection (it remembers the protocol version from CONNECT). */
 export class PacketDecoder {
   version = 4;
+  private sawConnect = false;
   private parser: ReturnType<typeof mqttPacket.parser> | undefined;
   private parsed: Packet | undefined;
   private failed: Error | undefined;
 
-  decode(header: number, body: Buffer, frame: Buffer): InboundPacket {
+  /** The packet in `data[frameStart..end)` whose body starts at `bodyStart` (framing.ts). */
+  decode(data: Buffer, frameStart: number, bodyStart: number, end: number): InboundPacket {
+    const header = data[frameStart]!;
     const type = header >> 4;
-    if (type === 3) return decodePublish(header, body, this.version);
-    if (type >= 4 && type <= 7) return decodeAck(type as 4 | 5 | 6 | 7, header, body, this.version);
+    if (type === 3) return decodePublish(header, data, bodyStart, end, this.version);
     if (type === 12) {
-      if (header !== 0xc0 || body.length !== 0) throw new ProtocolError(RC.MALFORMED_PACKET, 'malformed PINGREQ');
-      return { cmd: 'pingreq' };
+      if (header !== 0xc0 || end !== bodyStart) throw new ProtocolError(RC.MALFORMED_PACKET, 'malformed PINGREQ');
+      return PINGREQ;
     }
-    if (type === 1) checkConnectHeader(body);
-    if (type !== 1 && type !== 8 && type !== 10 && type !== 14 && type !== 15) {
+    const body = data.subarray(bodyStart, end);
+    const frame = data.subarray(frameStart, end);
+    if (type >= 4 && type <= 7) return decodeAck(type as 4 | 5 | 6 | 7, header, body, this.version);
+    if (type === 1) {
+      if (this.sawConnect) throw new ProtocolError(RC.PROTOCOL_ERROR, 'a second CONNECT');
+      this.sawConnect = true;
+      checkConnectHeader(body);
+      if (body[2 + body.readUInt16BE(0)] === 5) checkV5Properties(1, body);
+    } else if (type !== 8 && type !== 10 && type !== 14 && type !== 15) {
       throw new ProtocolError(RC.PROTOCOL_ERROR, `a client may not send packet type ${type}`);
+    } else if (this.version === 5) {
+      checkV5Properties(type, body);
     }
     const packet = this.parse(frame);
     if (packet.cmd === 'connect') {
       this.version = packet.protocolVersion ?? 4;
       checkConnect(packet, frame);
     } else if (packet.cmd === 'subscribe' || packet.cmd === 'unsubscribe') {
+      if (!packet.messageId) throw new ProtocolError(RC.PROTOCOL_ERROR, `${packet.cmd.toUpperCase()} with packet identifier 0`);
       checkFilters(packet, frame);
     }
     return packet as InboundPacket;
@@ -191,36 +197,53 @@ function readVarint(buf: Buffer, at: number): { value: number; size: number } {
   throw new ProtocolError(RC.MALFORMED_PACKET, 'malformed variable byte integer');
 }
 
-function decodePublish(header: number, body: Buffer, version: number): PublishPacket {
+function decodePublish(header: number, data: Buffer, start: number, end: number, version: number): PublishPacket {
   const qos = ((header >> 1) & 3) as QoS;
   if ((qos as number) === 3) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH with QoS 3');
-  if (body.length < 2) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH too short');
-  const topicLength = body.readUInt16BE(0);
-  let at = 2 + topicLength;
-  if (at > body.length) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH topic longer than the packet');
-  const topicBytes = body.subarray(2, at);
-  if (!isUtf8(topicBytes)) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH topic is not valid UTF-8');
-  const topic = topicBytes.toString('utf8');
+  if (end - start < 2) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH too short');
+  const topicStart = start + 2;
+  let at = topicStart + ((data[start]! << 8) | data[start + 1]!);
+  if (at > end) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH topic longer than the packet');
+  const topic = topicName(data, topicStart, at);
   let packetId = 0;
   if (qos > 0) {
-    if (at + 2 > body.length) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH too short for its packet identifier');
-    packetId = body.readUInt16BE(at);
+    if (at + 2 > end) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH too short for its packet identifier');
+    packetId = (data[at]! << 8) | data[at + 1]!;
     if (packetId === 0) throw new ProtocolError(RC.PROTOCOL_ERROR, 'QoS 1/2 PUBLISH with packet identifier 0');
     at += 2;
   }
   const packet: PublishPacket = { cmd: 'publish', topic, payload: EMPTY, qos, retain: (header & 1) === 1, dup: (header & 8) === 8, packetId };
   if (version === 5) {
-    const { value: length, size } = readVarint(body, at);
+    const { value: length, size } = readVarint(data, at);
     at += size;
-    const end = at + length;
-    if (end > body.length) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH properties longer than the packet');
-    if (length > 0) readPublishProperties(body, at, end, packet);
-    at = end;
+    const propsEnd = at + length;
+    if (propsEnd > end) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH properties longer than the packet');
+    if (length > 0) readPublishProperties(data, at, propsEnd, packet);
+    at = propsEnd;
   }
   // A copy: the frame is a view of the socket's read buffer, which a stored message must not pin.
-  packet.payload = Buffer.from(body.subarray(at));
-  if (topic.includes('\u0000')) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH topic contains U+0000');
+  const payload = Buffer.allocUnsafe(end - at);
+  data.copy(payload, 0, at, end);
+  packet.payload = payload;
   return packet;
+}
+
+/**
+ * A PUBLISH topic: valid UTF-8 without U+0000 (MQTT-1.5.4-1, -2). Topics are mostly ASCII: checked byte by
+ * byte and read as latin1, without a view of the buffer; anything else goes through isUtf8.
+ */
+function topicName(data: Buffer, start: number, end: number): string {
+  for (let i = start; i < end; i++) {
+    const b = data[i]!;
+    if (b === 0) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH topic contains U+0000');
+    if (b >= 0x80) {
+      const bytes = data.subarray(start, end);
+      if (!isUtf8(bytes)) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH topic is not valid UTF-8');
+      if (bytes.includes(0)) throw new ProtocolError(RC.MALFORMED_PACKET, 'PUBLISH topic contains U+0000');
+      return bytes.toString('utf8');
+    }
+  }
+  return data.toString('latin1', start, end);
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -6,7 +6,8 @@
 import { ProtocolError } from './decode.js';
 import { RC } from './reason-codes.js';
 
-export type FrameHandler = (header: number, body: Buffer, frame: Buffer) => void;
+/** One packet: `data[frameStart]` is its fixed header byte, its body is `data[bodyStart..end)`. */
+export type FrameHandler = (data: Buffer, frameStart: number, bodyStart: number, end: number) => void;
 
 export class FrameReader {
   private chunks: Buffer[] = [];
@@ -72,7 +73,7 @@ export class FrameReader {
         this.needed = end - at;
         break;
       }
-      handle(data[at]!, data.subarray(i, end), data.subarray(at, end));
+      handle(data, at, i, end);
       at = end;
     }
     if (at < total) {
