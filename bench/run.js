@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { BROKERS, children, killAll, pinPrefix, startBroker, tools } from './lib/brokers.js';
 import { cpuMs } from './lib/proc.js';
 import { figuresFor, flatten, summarize, table } from './lib/report.js';
-import { makeShared, mosquittoOnlyDirectives } from './lib/setup.js';
+import { inflightMessages, makeShared, mosquittoOnlyDirectives } from './lib/setup.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const env = process.env;
@@ -30,8 +30,15 @@ const memoryRuns = num('BENCH_MEMORY_RUNS', Math.min(runs, 1));
 const seconds = num('BENCH_SECONDS', quick ? 1 : 5);
 const warmupMs = num('BENCH_WARMUP_MS', quick ? 300 : 1000);
 const payload = num('BENCH_PAYLOAD', 64);
-const window = num('BENCH_WINDOW', 64);
-const credit = num('BENCH_CREDIT', 20_000);
+const inflight = inflightMessages();
+// QoS 1 window per publisher: the brokers' Receive Maximum (max_inflight_messages) unless set lower.
+const window = num('BENCH_WINDOW', inflight === 0 ? 100 : inflight);
+// Deliveries owed at most (0: no bound): bounds the brokers' queues (so the drain is short and the loss check
+// exact) while keeping a third of a second of work queued upstream of the subscribers, so that a reader that
+// pauses or is descheduled for milliseconds does not starve the broker (bench/README.md, Flow control).
+const credit = num('BENCH_CREDIT', 100_000);
+// ... raised during the run to this many milliseconds of deliveries at the best rate seen (0: fixed).
+const creditMs = num('BENCH_CREDIT_MS', 250);
 const batch = num('BENCH_BATCH', 32);
 const latencyRate = num('BENCH_LATENCY_RATE', quick ? 500 : 2000);
 const connectSeconds = num('BENCH_CONNECT_SECONDS', quick ? 1 : 4);
@@ -63,13 +70,15 @@ const drain = { drainIdleMs: 1500, drainMaxMs: quick ? 5000 : 15_000 };
 // Pause of throughput subscribers after each read: long enough that a read takes several packets (a fan-out
 // subscriber gets 1/50 of the traffic, so it waits longer), short against the run.
 const coalesceEnv = env.BENCH_COALESCE_MS === undefined || env.BENCH_COALESCE_MS === '' ? null : num('BENCH_COALESCE_MS', 0);
-const flow = { payload, window, credit, batch, warmupMs, durationMs: seconds * 1000, ...drain };
+const flow = { payload, window, credit, creditMs, batch, warmupMs, durationMs: seconds * 1000, ...drain };
 const fanIn = { ...flow, coalesceReads: coalesceEnv ?? 1 };
 const fanOut = { ...flow, coalesceReads: coalesceEnv ?? 5 };
 const SCENARIOS = [
   { name: 'fanin-qos0', kind: 'throughput', title: 'fan-in QoS 0, TLS (8 publishers -> 1 subscriber)', params: { transport: 'tls', publishers: 8, subscribers: 1, qos: 0, ...fanIn } },
   { name: 'fanin-qos1', kind: 'throughput', title: `fan-in QoS 1, TLS (8 -> 1, ${window} in flight per publisher)`, params: { transport: 'tls', publishers: 8, subscribers: 1, qos: 1, ...fanIn } },
+  { name: 'fanin-qos1-v5', kind: 'throughput', title: `fan-in QoS 1, MQTT 5, TLS (8 -> 1, ${window} in flight per publisher, at most Receive Maximum)`, params: { transport: 'tls', publishers: 8, subscribers: 1, qos: 1, version: 5, ...fanIn } },
   { name: 'fanout-qos0', kind: 'throughput', title: 'fan-out QoS 0, TLS (1 publisher -> 50 subscribers)', params: { transport: 'tls', publishers: 1, subscribers: quick ? 10 : 50, qos: 0, ...fanOut } },
+  { name: 'fanout-qos0-v5', kind: 'throughput', title: 'fan-out QoS 0, MQTT 5 with subscription identifiers, TLS (1 -> 50)', params: { transport: 'tls', publishers: 1, subscribers: quick ? 10 : 50, qos: 0, version: 5, subscriptionId: 1000, ...fanOut } },
   { name: 'fanout-qos0-tcp', kind: 'throughput', title: 'fan-out QoS 0, plain TCP (1 -> 50)', params: { transport: 'tcp', publishers: 1, subscribers: quick ? 10 : 50, qos: 0, ...fanOut } },
   { name: 'latency-qos0', kind: 'latency', title: `latency QoS 0, TLS, 1 -> 1 at ${latencyRate} msgs/s`, params: { transport: 'tls', qos: 0, rate: latencyRate, payload, warmupMs, durationMs: seconds * 1000, ...drain } },
   { name: 'latency-qos1', kind: 'latency', title: `latency QoS 1, TLS, 1 -> 1 at ${latencyRate} msgs/s`, params: { transport: 'tls', qos: 1, rate: latencyRate, payload, warmupMs, durationMs: seconds * 1000, ...drain } },
@@ -213,7 +222,7 @@ async function main() {
   console.log(pin
     ? `  pinned with taskset: brokers on core ${brokerCore}, generator on core ${genCore}`
     : '  NOT pinned (taskset missing, one core, or BENCH_PIN=0): broker and generator share the CPUs');
-  if (brokerNames.includes('mosquitto')) console.log(`  mosquitto also gets: ${mosquittoOnlyDirectives().join('; ')}; both get max_queued_messages 0 (mosquitto 2.0.11 drops QoS 1 messages otherwise)`);
+  if (brokerNames.includes('mosquitto')) console.log(`  mosquitto also gets: ${mosquittoOnlyDirectives().join('; ')}; both get max_queued_messages 0 (mosquitto 2.0.11 drops QoS 1 messages otherwise) and max_inflight_messages ${inflight}`);
   console.log(`  source: ${source.commit}${source.uncommittedSrc.length > 0 ? ` + uncommitted ${source.uncommittedSrc.join(', ')}` : ''}`);
   console.log(`  load average at start: ${loadStart.map((l) => l.toFixed(2)).join(' ')} on ${os.availableParallelism()} CPUs`);
   for (const n of notes) console.log(`  note: ${n}`);
@@ -229,7 +238,7 @@ async function main() {
     brokerLabels: Object.fromEntries(brokerNames.map((b) => [b, BROKERS[b].label])),
     source,
     machine: { cpus: os.availableParallelism(), node: process.version, kernel: os.release(), loadStart, pinned: pin, brokerCore, genCore, nofile },
-    settings: { verify, coalesceMs: coalesceEnv ?? 'fan-in 1, fan-out 5', memoryRuns, seconds, warmupMs, payload, window, credit, batch, latencyRate, connectSeconds, connectWarmupMs, memorySteps, certificates: shared.certSource, notes },
+    settings: { verify, coalesceMs: coalesceEnv ?? 'fan-in 1, fan-out 5', memoryRuns, seconds, warmupMs, payload, inflight, window, credit, creditMs, batch, latencyRate, connectSeconds, connectWarmupMs, memorySteps, certificates: shared.certSource, notes },
     configs: {},
     tls: {},
     scenarios: [],
@@ -272,6 +281,9 @@ async function main() {
       generatorCpu: Object.fromEntries(brokerNames.map((b) => [b, Math.max(...perBroker[b].map((r) => r.generatorCpu))])),
       backgroundCpu: Object.fromEntries(brokerNames.map((b) => [b, summarize(perBroker[b].map((r) => r.backgroundCpu)).median])),
       generatorOverloaded: brokerNames.filter((b) => perBroker[b].some((r) => r.generatorCpu > 0.8)),
+      // Throughput runs in which the broker's main thread had no work for more than 10% of the window: not at its capacity.
+      brokerIdle: sc.kind === 'throughput' ? brokerNames.filter((b) => perBroker[b].some((r) => r.brokerBusy < 0.9)) : [],
+      subscriptionIdMissing: sc.kind === 'throughput' ? brokerNames.filter((b) => perBroker[b].some((r) => r.subIdMissing + r.subIdWrong > 0)) : [],
       failed,
       failures: Object.values(failed).reduce((a, n) => a + n, 0),
       results: perBroker,
@@ -296,6 +308,14 @@ async function main() {
   if (overloaded.length > 0) {
     console.log(`(!) generator above 80% of its core in: ${overloaded.map((s) => `${s.name} [${s.generatorOverloaded.join(', ')}]`).join('; ')}: those figures may be bounded by the generator, not the broker`);
   }
+  const idle = report.scenarios.filter((s) => s.brokerIdle.length > 0);
+  if (idle.length > 0) {
+    console.log(`(?) broker idle more than 10% of a throughput window (main thread running or runnable < 0.9) in: ${idle.map((s) => `${s.name} [${s.brokerIdle.join(', ')}]`).join('; ')}: not driven to its capacity there`);
+  }
+  const noSubId = report.scenarios.filter((s) => s.subscriptionIdMissing.length > 0);
+  if (noSubId.length > 0) {
+    console.log(`(!) deliveries without the subscriber's subscription identifier in: ${noSubId.map((s) => `${s.name} [${s.subscriptionIdMissing.join(', ')}]`).join('; ')}`);
+  }
   report.table = text;
   mkdirSync(resultsDir, { recursive: true });
   const stamp = report.startedAt.replace(/[:.]/g, '-');
@@ -313,8 +333,15 @@ function oneLine(kind, r) {
   const pct = (x) => `${Math.round(x * 100)}%`;
   const gen = `gen ${pct(r.generatorCpu)}${r.generatorCpu > 0.8 ? ' (!)' : ''}`;
   switch (kind) {
-    case 'throughput':
-      return `${Math.round(r.deliveredPerSec).toLocaleString('en-US')} msgs/s, broker ${pct(r.brokerCpu)}${Number.isFinite(r.writesPerMsg) ? ` (syscalls/msg r ${r.readsPerMsg.toFixed(2)} w ${r.writesPerMsg.toFixed(2)})` : ''}, ${gen}, lost ${r.lost}, dups ${r.dups}${r.stalls ? `, stalls ${r.stalls}` : ''}${r.unacked ? `, unacked ${r.unacked}` : ''}`;
+    case 'throughput': {
+      const extras = [];
+      if (r.creditHeld > 0.01) extras.push(`bound of ${r.creditBound.toLocaleString('en-US')} owed held publishers ${pct(r.creditHeld)} of the time`);
+      if (Math.abs(r.backlogGrowthPerSec) > 0.05 * r.deliveredPerSec) extras.push(`backlog ${r.backlogGrowthPerSec > 0 ? '+' : ''}${Math.round(r.backlogGrowthPerSec).toLocaleString('en-US')}/s`);
+      if (r.window !== null && r.window !== undefined) extras.push(`window ${r.window}${r.receiveMaximum !== null && r.receiveMaximum !== undefined ? ` (Receive Maximum ${r.receiveMaximum})` : ''}`);
+      if (r.subscriptionIds) extras.push(r.subIdMissing + r.subIdWrong === 0 ? 'subscription id on every delivery' : `subscription id MISSING on ${r.subIdMissing}, wrong on ${r.subIdWrong} of ${r.delivered}`);
+      if (r.refusedAcks || r.badAcks) extras.push(`PUBACK refused ${r.refusedAcks}, unexpected ${r.badAcks}`);
+      return `${Math.round(r.deliveredPerSec).toLocaleString('en-US')} msgs/s, broker ${pct(r.brokerCpu)}${Number.isFinite(r.brokerBusy) ? ` (busy ${pct(r.brokerBusy)}, of which ${pct(r.brokerWait)} waiting for its core)` : ''}${Number.isFinite(r.writesPerMsg) ? ` (syscalls/msg r ${r.readsPerMsg.toFixed(2)} w ${r.writesPerMsg.toFixed(2)})` : ''}, ${gen}, lost ${r.lost}, dups ${r.dups}${r.stalls ? `, stalls ${r.stalls}` : ''}${r.unacked ? `, unacked ${r.unacked}` : ''}${extras.length > 0 ? `; ${extras.join(', ')}` : ''}`;
+    }
     case 'latency':
       return `p50 ${Math.round(r.p50Us)} us, p99 ${Math.round(r.p99Us)} us, p99.9 ${Math.round(r.p999Us)} us (${r.samples} samples), ${gen}, lost ${r.lost}, dups ${r.dups}`;
     case 'connections':

@@ -8,7 +8,7 @@ import { Client } from './client.js';
 import { mosquittoOnlyDirectives, writeConf } from './setup.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-/** Extra node flags for node brokers (ours, aedes), e.g. BENCH_BROKER_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/p". */
+/** Node flags for the node servers (ours, the floor), e.g. BENCH_BROKER_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/p". */
 const nodeFlags = (process.env.BENCH_BROKER_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => existsSync(p)) ?? 'mosquitto';
 
@@ -72,13 +72,6 @@ export const BROKERS = {
     command: (conf) => [MOSQUITTO, '-c', conf],
     env: () => ({}),
     extra: mosquittoOnlyDirectives,
-  },
-  aedes: {
-    label: 'vanilla aedes 1.2 (bench/vanilla-aedes.js, in-memory persistence)',
-    check() {},
-    command: (conf) => [process.execPath, ...nodeFlags, join(root, 'bench', 'vanilla-aedes.js'), conf],
-    env: () => ({}),
-    extra: () => [],
   },
   floor: {
     label: 'floor: a bare Node TLS server answering CONNECT and relaying PUBLISH (bench/node-tls-floor.js), not a broker',

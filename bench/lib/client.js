@@ -1,7 +1,7 @@
 // One MQTT client connection of the load generator, on a raw net/tls socket.
 import net from 'node:net';
 import tls from 'node:tls';
-import { PacketReader, encodeConnect, encodeSubscribe, DISCONNECT } from './wire.js';
+import { PacketReader, encodeConnect, encodeSubscribe, DISCONNECT, V311 } from './wire.js';
 
 // One SecureContext per CA: tls.connect({ ca }) would parse the CA and build a fresh context on every call,
 // which costs the generator more than the handshake itself.
@@ -43,12 +43,15 @@ function resumeReaders() {
 const readBuffer = Buffer.allocUnsafe(256 * 1024);
 
 export class Client {
-  /** credentials: { clientId, username, password, keepalive } */
+  /** credentials: { clientId, username, password, keepalive, version (4: MQTT 3.1.1, the default; 5: MQTT 5) } */
   constructor(target, credentials) {
     this.target = target;
     this.credentials = credentials;
+    this.version = credentials.version ?? V311;
     this.socket = null;
-    this.reader = new PacketReader(this);
+    this.reader = new PacketReader(this, this.version);
+    /** MQTT 5: the CONNACK's properties (receiveMaximum, subscriptionIdentifiersAvailable, ...); else null. */
+    this.connackProperties = null;
     this.onPublish = noop;
     this.onPuback = noop;
     this.onChunk = noop;
@@ -107,7 +110,7 @@ export class Client {
         clearTimeout(timer);
         if (rc !== 0) {
           socket.destroy();
-          reject(new Error(`CONNACK return code ${rc} for ${this.credentials.clientId}`));
+          reject(new Error(`CONNACK return code ${rc} (0x${rc.toString(16)}) for ${this.credentials.clientId}`));
           return;
         }
         resolve(Number(process.hrtime.bigint() - started) / 1e6);
@@ -128,15 +131,16 @@ export class Client {
     });
   }
 
-  subscribe(topic, qos) {
+  /** Resolves with the granted QoS; MQTT 5 with a subscription identifier when `subscriptionId` > 0. */
+  subscribe(topic, qos, subscriptionId = 0) {
     return new Promise((resolve, reject) => {
       this.pendingSuback = (codes) => {
         this.pendingSuback = null;
         if (codes === null) reject(new Error('connection closed before SUBACK'));
-        else if (codes[0] === 0x80) reject(new Error(`SUBSCRIBE ${topic} refused`));
+        else if (codes[0] >= 0x80) reject(new Error(`SUBSCRIBE ${topic} refused (0x${codes[0].toString(16)})`));
         else resolve(codes[0]);
       };
-      this.socket.write(encodeSubscribe(1, topic, qos));
+      this.socket.write(encodeSubscribe(1, topic, qos, this.version, subscriptionId));
     });
   }
 
@@ -162,15 +166,16 @@ export class Client {
   }
 
   // PacketReader handler
-  publish(buf, start, end, qos, id, dup) {
-    this.onPublish(buf, start, end, qos, id, dup);
+  publish(buf, start, end, qos, id, dup, subscriptionId) {
+    this.onPublish(buf, start, end, qos, id, dup, subscriptionId);
   }
 
-  puback(id) {
-    this.onPuback(id);
+  puback(id, reasonCode) {
+    this.onPuback(id, reasonCode);
   }
 
-  connack(rc) {
+  connack(rc, properties) {
+    this.connackProperties = properties;
     if (this.pendingConnack !== null) {
       const f = this.pendingConnack;
       this.pendingConnack = null;

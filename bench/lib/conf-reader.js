@@ -1,5 +1,5 @@
-// The subset of the generated mosquitto.conf that the bench's stand-in servers need (vanilla-aedes.js,
-// node-tls-floor.js): listeners with certfile/keyfile, password_file ($7$ PBKDF2-SHA512 entries), acl_file.
+// The subset of the generated mosquitto.conf that the bench's stand-in server (node-tls-floor.js) needs:
+// listeners with certfile/keyfile, password_file ($7$ PBKDF2-SHA512 entries), acl_file.
 import { pbkdf2Sync, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 

@@ -48,6 +48,19 @@ export function syscalls(pid) {
 }
 
 /**
+ * Nanoseconds the process's main thread has spent running and waiting on a run queue (/proc/PID/schedstat:
+ * a thread that is runnable but not running waits there). NaN when unreadable.
+ */
+export function schedNs(pid) {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ').map(Number);
+    return { run, wait };
+  } catch {
+    return { run: Number.NaN, wait: Number.NaN };
+  }
+}
+
+/**
  * Measures a time window: wall time, this process's CPU share (process.cpuUsage over wall time, 1 = one core)
  * the broker's CPU (from /proc/PID/stat) and its read/write system calls (from /proc/PID/io).
  */
@@ -56,12 +69,23 @@ export function startWindow(brokerPid) {
   const cpu0 = process.cpuUsage();
   const broker0 = cpuMs(brokerPid);
   const io0 = syscalls(brokerPid);
+  const sched0 = schedNs(brokerPid);
+  const gsched0 = schedNs(process.pid);
   return () => {
     const wallMs = Number(process.hrtime.bigint() - wall0) / 1e6;
     const cpu = process.cpuUsage(cpu0);
     const brokerCpuMs = cpuMs(brokerPid) - broker0;
     const io = syscalls(brokerPid);
+    const sched = schedNs(brokerPid);
+    const gsched = schedNs(process.pid);
     return {
+      // Share of the window the broker's main thread was runnable but waiting for its core (other processes
+      // on that core), and running + waiting: near 1 the (event-loop or only) thread had work all the time,
+      // i.e. the broker ran at its capacity. (brokerCpu counts every thread: a Node broker's GC and I/O
+      // threads too.)
+      brokerWait: (sched.wait - sched0.wait) / 1e6 / wallMs,
+      brokerBusy: (sched.run - sched0.run + sched.wait - sched0.wait) / 1e6 / wallMs,
+      generatorWait: (gsched.wait - gsched0.wait) / 1e6 / wallMs,
       brokerReads: io.reads - io0.reads,
       brokerWrites: io.writes - io0.writes,
       wallMs,

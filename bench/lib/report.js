@@ -20,7 +20,11 @@ export function figuresFor(kind, params) {
     case 'throughput':
       return [
         { key: 'deliveredPerSec', label: 'msgs/s delivered', unit: 'int', better: 'higher' },
+        ...(params.qos > 0 ? [{ key: 'ackedPerSec', label: 'PUBLISHes acknowledged/s', unit: 'int', better: 'higher' }] : []),
         { key: 'brokerCpu', label: 'broker CPU (1 = one core)', unit: 'cores', better: 'info' },
+        // Main thread running + runnable but waiting for its core: near 1 = it had work all the time (at capacity).
+        { key: 'brokerBusy', label: 'broker busy (main thread running or waiting for its core)', unit: 'cores', better: 'info' },
+        { key: 'deliveredPerCpuSec', label: 'msgs delivered per broker CPU-second', unit: 'int', better: 'higher' },
       ];
     case 'latency':
       return [
@@ -51,6 +55,12 @@ export function figuresFor(kind, params) {
 
 /** Memory steps become flat keys so that every figure is a number on the result. */
 export function flatten(kind, result) {
+  if (kind === 'throughput') {
+    return {
+      ...result,
+      deliveredPerCpuSec: result.brokerCpu > 0 ? result.deliveredPerSec / result.brokerCpu : Number.NaN,
+    };
+  }
   if (kind !== 'memory') return result;
   const flat = { ...result };
   for (const s of result.steps) {
@@ -128,6 +138,17 @@ export function table(report) {
       rows.push(['  lost / dups (sum of runs)', ...brokers.map((b) => {
         const d = sc.delivery[b];
         return d === undefined ? 'n/a' : `${d.lost} / ${d.dups} of ${d.expected.toLocaleString('en-US')}`;
+      })]);
+    }
+    if (sc.params.subscriptionId > 0) {
+      // Every delivery must carry the subscriber's subscription identifier (MQTT 5).
+      rows.push(['  subscription identifier on deliveries', ...brokers.map((b) => {
+        const runs = sc.results[b] ?? [];
+        if (runs.length === 0) return 'n/a';
+        const missing = runs.reduce((a, r) => a + r.subIdMissing, 0);
+        const wrong = runs.reduce((a, r) => a + r.subIdWrong, 0);
+        const total = runs.reduce((a, r) => a + r.delivered, 0);
+        return missing + wrong === 0 ? 'on all' : `(!) missing ${missing}, wrong ${wrong} of ${total.toLocaleString('en-US')}`;
       })]);
     }
     if (sc.failures > 0) rows.push(['  FAILED runs', ...brokers.map((b) => String(sc.failed[b] ?? 0))]);

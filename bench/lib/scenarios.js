@@ -1,7 +1,7 @@
 // The load the generator puts on a broker. Every scenario is bounded in time and returns plain figures.
 import { writeFileSync } from 'node:fs';
 import { Client } from './client.js';
-import { publishTemplate, fillPublishes, packetIdFor, encodePubacks } from './wire.js';
+import { publishTemplate, fillPublishes, packetIdFor, encodePubacks, SUBSCRIPTION_ID_NONE, V311, V5 } from './wire.js';
 import { startWindow, rssKiB } from './proc.js';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -35,9 +35,9 @@ class SeqSet {
 }
 
 let clientCounter = 0;
-function credentials(ctx, role, keepalive = 0) {
+function credentials(ctx, role, version = V311, keepalive = 0) {
   clientCounter += 1;
-  return { clientId: `bench-${process.pid}-${role}-${clientCounter}`, username: ctx.username, password: ctx.password, keepalive };
+  return { clientId: `bench-${process.pid}-${role}-${clientCounter}`, username: ctx.username, password: ctx.password, keepalive, version };
 }
 
 /** Runs `fn(i)` for i < count with at most `concurrency` at a time; returns the settled results in order. */
@@ -95,25 +95,37 @@ async function drain(done, progress, idleMs, maxMs) {
 }
 
 /**
- * P publishers -> S subscribers, all on topic filter bench/t/+ (publisher i publishes on bench/t/i).
- * Publishers send batches as fast as the socket takes them, bounded by an end-to-end credit (deliveries
- * owed: messages sent times S minus messages received) so that no broker builds an unbounded queue, and at QoS 1 by a
- * window of unacknowledged PUBLISHes per publisher. Throughput = deliveries per second in the measured window.
+ * P publishers -> S subscribers, all on topic filter bench/t/+ (publisher i publishes on bench/t/i), MQTT 3.1.1
+ * or 5 (`p.version`). Open loop: every publisher writes batches as fast as its socket takes them, at QoS 1
+ * with at most `window` unacknowledged PUBLISHes (capped by the broker's Receive Maximum under MQTT 5).
+ * `credit` (0: none) caps the deliveries owed (messages sent times S minus messages received) as a bound on
+ * the broker's queues, raised to `creditMs` of deliveries at the best rate seen; the share of the window in
+ * which it held a publisher back is reported (creditHeld), as is the broker's busy share: a bound too small
+ * would couple throughput to the round trip through the generator. After the window
+ * the publishers stop, the last deliveries are awaited, and loss and duplicates are counted per
+ * (publisher, sequence number). With `subscriptionId` (MQTT 5), subscriber s subscribes with identifier
+ * subscriptionId + s and every delivered PUBLISH is checked for it.
+ * Throughput = deliveries per second in the measured window.
  */
 export async function throughput(target, p, ctx) {
   const P = p.publishers;
   const S = p.subscribers;
   const qos = p.qos;
+  const version = p.version ?? V311;
+  const subIdBase = version === V5 ? (p.subscriptionId ?? 0) : 0;
   const subs = [];
-  for (let s = 0; s < S; s++) subs.push(new Client(target, credentials(ctx, `sub${s}`)));
+  for (let s = 0; s < S; s++) subs.push(new Client(target, credentials(ctx, `sub${s}`, version)));
   const pubs = [];
-  for (let i = 0; i < P; i++) pubs.push(new Client(target, credentials(ctx, `pub${i}`)));
+  for (let i = 0; i < P; i++) pubs.push(new Client(target, credentials(ctx, `pub${i}`, version)));
   const all = [...subs, ...pubs];
   try {
     await connectAll(subs, 50);
-    await Promise.all(subs.map((c) => c.subscribe('bench/t/+', qos)));
+    await Promise.all(subs.map((c, s) => c.subscribe('bench/t/+', qos, subIdBase > 0 ? subIdBase + s : 0)));
     await connectAll(pubs, 50);
     for (const c of subs) c.coalesceReads = p.coalesceReads;
+    // MQTT 5: a publisher never has more unacknowledged QoS 1 PUBLISHes than the broker's Receive Maximum.
+    const receiveMaximum = version === V5 ? (pubs[0].connackProperties?.receiveMaximum ?? 65535) : null;
+    const window = receiveMaximum === null ? p.window : Math.min(p.window, receiveMaximum);
 
     let running = false;
     let sentTotal = 0;
@@ -121,26 +133,35 @@ export async function throughput(target, p, ctx) {
     let forgiven = 0;
     let stalls = 0;
     let badAcks = 0;
+    let refusedAcks = 0;
+    let noMatchAcks = 0;
+    let subIdMissing = 0;
+    let subIdWrong = 0;
 
-    const subState = subs.map((client) => {
+    const subState = subs.map((client, s) => {
       const st = { sets: Array.from({ length: P }, () => new SeqSet()), acks: new Uint16Array(8192), nAcks: 0, foreign: 0 };
-      client.onPublish = (buf, start, _end, q, id) => {
+      const wantId = subIdBase > 0 ? subIdBase + s : SUBSCRIPTION_ID_NONE;
+      client.onPublish = (buf, start, _end, q, id, _dup, subscriptionId) => {
         const pub = buf.readUInt32BE(start);
         const set = st.sets[pub];
         if (set === undefined) st.foreign++;
         else set.add(buf.readUInt32BE(start + 4));
         deliveredTotal++;
+        if (subscriptionId !== wantId) {
+          if (subscriptionId === SUBSCRIPTION_ID_NONE) subIdMissing++;
+          else subIdWrong++;
+        }
         if (q > 0) {
           st.acks[st.nAcks++] = id;
           if (st.nAcks === st.acks.length) {
-            client.write(encodePubacks(st.acks, st.nAcks));
+            client.write(encodePubacks(st.acks, st.nAcks, version));
             st.nAcks = 0;
           }
         }
       };
       client.onChunk = () => {
         if (st.nAcks > 0) {
-          client.write(encodePubacks(st.acks, st.nAcks));
+          client.write(encodePubacks(st.acks, st.nAcks, version));
           st.nAcks = 0;
         }
         pumpAll();
@@ -152,13 +173,16 @@ export async function throughput(target, p, ctx) {
       const st = {
         i, client, seq: 0, inflight: 0, blocked: false, acked: 0,
         outstanding: new Uint8Array(65536),
-        tpl: publishTemplate(`bench/t/${i}`, qos, p.payload),
+        tpl: publishTemplate(`bench/t/${i}`, qos, p.payload, version),
       };
-      client.onPuback = (id) => {
+      client.onPuback = (id, reasonCode) => {
         if (st.outstanding[id] === 1) {
           st.outstanding[id] = 0;
           st.inflight--;
           st.acked++;
+          // MQTT 5: 0x10 is "no matching subscribers" (still a success), 0x80 and above a refusal.
+          if (reasonCode >= 0x80) refusedAcks++;
+          else if (reasonCode === 0x10) noMatchAcks++;
         } else {
           badAcks++;
         }
@@ -171,15 +195,27 @@ export async function throughput(target, p, ctx) {
       return st;
     });
 
-    const creditLimit = p.credit;
+    // The bound grows to `creditMs` of deliveries at the best rate seen so far (measured every 100 ms): what
+    // sits between the broker and the generator's reads grows with the rate, so a fixed count would pace a
+    // fast broker by the round trip through the generator (bench/README.md, Flow control).
+    let creditLimit = p.credit > 0 ? p.credit : Number.POSITIVE_INFINITY;
+    // Time in which the credit held a publisher back (it had room in its socket and window).
+    let creditHeldSince = -1;
+    let creditHeldMs = 0;
     // Never write a dribble: a batch waits until it can be full (or half the QoS 1 window), else every
-    // delivery would let the publishers write one message at a time.
-    const minBatch = Math.max(1, Math.min(p.batch, qos > 0 ? Math.floor(p.window / 2) : p.batch));
+    // acknowledgement would let the publishers write one message at a time.
+    const minBatch = Math.max(1, Math.min(p.batch, qos > 0 ? Math.floor(window / 2) : p.batch));
     const sendBatch = (st) => {
       if (st.blocked) return false;
-      let n = Math.min(p.batch, Math.floor((creditLimit - (sentTotal * S - deliveredTotal - forgiven)) / S));
-      if (qos > 0) n = Math.min(n, p.window - st.inflight);
+      let n = p.batch;
+      if (qos > 0) n = Math.min(n, window - st.inflight);
       if (n < minBatch) return false;
+      const room = Math.floor((creditLimit - (sentTotal * S - deliveredTotal - forgiven)) / S);
+      if (room < n) {
+        if (creditHeldSince < 0) creditHeldSince = nowMs();
+        if (room < minBatch) return false;
+        n = room;
+      }
       const buf = fillPublishes(st.tpl, n, st.i, st.seq, packetIdFor);
       if (qos > 0) {
         for (let j = 0; j < n; j++) st.outstanding[packetIdFor(st.seq + j)] = 1;
@@ -203,6 +239,10 @@ export async function throughput(target, p, ctx) {
         }
         rr = (rr + 1) % P;
       }
+      if (creditHeldSince >= 0 && sentTotal * S - deliveredTotal - forgiven + minBatch * S <= creditLimit) {
+        creditHeldMs += nowMs() - creditHeldSince;
+        creditHeldSince = -1;
+      }
       pumping = false;
     }
 
@@ -210,13 +250,20 @@ export async function throughput(target, p, ctx) {
     // a quiet spell and count a stall.
     let lastDelivered = -1;
     let quietTicks = 0;
+    let lastTick = nowMs();
     const watchdog = setInterval(() => {
       if (!running) return;
+      const t = nowMs();
+      if (lastDelivered >= 0 && p.creditMs > 0 && Number.isFinite(creditLimit)) {
+        const rate = ((deliveredTotal - lastDelivered) * 1000) / (t - lastTick);
+        creditLimit = Math.max(creditLimit, Math.round((rate * p.creditMs) / 1000));
+      }
+      lastTick = t;
       if (deliveredTotal === lastDelivered && pubState.every((st) => !st.blocked)) {
         quietTicks++;
         if (quietTicks >= 10) {
           const outstanding = sentTotal * S - deliveredTotal - forgiven;
-          if (outstanding > 0) {
+          if (outstanding > 0 && Number.isFinite(creditLimit)) {
             forgiven += outstanding;
             stalls++;
           }
@@ -234,32 +281,52 @@ export async function throughput(target, p, ctx) {
     await sleep(p.warmupMs);
     const d0 = deliveredTotal;
     const s0 = sentTotal;
+    const a0 = pubState.reduce((a, st) => a + st.acked, 0);
+    if (creditHeldSince >= 0) creditHeldSince = nowMs();
+    creditHeldMs = 0;
     const stop = startWindow(ctx.brokerPid);
     await sleep(p.durationMs);
     const d1 = deliveredTotal;
     const s1 = sentTotal;
+    const a1 = pubState.reduce((a, st) => a + st.acked, 0);
     const w = stop();
+    if (creditHeldSince >= 0) creditHeldMs += nowMs() - creditHeldSince;
     running = false;
     clearInterval(watchdog);
 
     const expected = sentTotal * S;
     const distinct = () => subState.reduce((a, st) => a + st.sets.reduce((b, set) => b + set.distinct, 0), 0);
     const unacked = () => pubState.reduce((a, st) => a + st.inflight, 0);
+    const drainStart = nowMs();
     const drained = await drain(
       () => distinct() >= expected && unacked() === 0,
       () => deliveredTotal + pubState.reduce((a, st) => a + st.acked, 0),
       p.drainIdleMs,
       p.drainMaxMs,
     );
+    const drainMs = nowMs() - drainStart;
     const dups = subState.reduce((a, st) => a + st.sets.reduce((b, set) => b + set.dups, 0), 0);
     const seen = distinct();
     const disconnected = all.filter((c) => c.closed).length;
     return {
+      version,
+      window: qos > 0 ? window : null,
+      receiveMaximum,
       deliveredPerSec: ((d1 - d0) * 1000) / w.wallMs,
       publishedPerSec: ((s1 - s0) * 1000) / w.wallMs,
+      ackedPerSec: qos > 0 ? ((a1 - a0) * 1000) / w.wallMs : Number.NaN,
+      // Deliveries owed grew by this much per second of the window: > 0 means the broker took messages in
+      // faster than it delivered them (its queues grew), so delivered/s is the figure to read.
+      backlogGrowthPerSec: (((s1 - s0) * S - (d1 - d0)) * 1000) / w.wallMs,
+      creditHeld: creditHeldMs / w.wallMs,
+      creditBound: Number.isFinite(creditLimit) ? creditLimit : null,
+      drainMs,
       windowMs: w.wallMs,
       generatorCpu: w.generatorCpu,
+      generatorWait: w.generatorWait,
       brokerCpu: w.brokerCpu,
+      brokerWait: w.brokerWait,
+      brokerBusy: w.brokerBusy,
       // Broker read/write system calls per message delivered in the window (each TLS write is a record).
       readsPerMsg: d1 > d0 ? w.brokerReads / (d1 - d0) : Number.NaN,
       writesPerMsg: d1 > d0 ? w.brokerWrites / (d1 - d0) : Number.NaN,
@@ -271,6 +338,12 @@ export async function throughput(target, p, ctx) {
       dups,
       unacked: unacked(),
       badAcks,
+      refusedAcks,
+      noMatchAcks,
+      // MQTT 5 with subscription identifiers: deliveries without one, and with another than the subscriber's.
+      subscriptionIds: subIdBase > 0,
+      subIdMissing,
+      subIdWrong,
       foreign: subState.reduce((a, st) => a + st.foreign, 0),
       stalls,
       drained,

@@ -71,6 +71,19 @@ export function mosquittoOnlyDirectives() {
   return lines;
 }
 
+/**
+ * max_inflight_messages of both brokers (BENCH_INFLIGHT, default 100): the outgoing QoS 1 window per MQTT
+ * 3.1.1 client (mosquitto's default is 20), and the Receive Maximum both announce to MQTT 5 clients, which bounds the
+ * generator's window of unacknowledged QoS 1 PUBLISHes per publisher.
+ */
+export function inflightMessages() {
+  const v = process.env.BENCH_INFLIGHT;
+  if (v === undefined || v === '') return 100;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`BENCH_INFLIGHT=${v}: expected 0..65535`);
+  return n;
+}
+
 /** mosquitto.conf for one broker start: TLS listener, plain TCP listener, auth, persistence in a fresh directory. */
 export function writeConf(shared, { path, tlsPort, tcpPort, dataDir, extra = [], persistence }) {
   // BENCH_PERSISTENCE=false: every broker without persistence (to see what it costs).
@@ -90,6 +103,7 @@ export function writeConf(shared, { path, tlsPort, tcpPort, dataDir, extra = [],
     `persistence ${persist}`,
     `persistence_location ${dataDir.endsWith('/') ? dataDir : `${dataDir}/`}`,
     'max_queued_messages 0',
+    `max_inflight_messages ${inflightMessages()}`,
     ...extra,
   ];
   writeFileSync(path, `${lines.join('\n')}\n`);

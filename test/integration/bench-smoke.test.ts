@@ -9,6 +9,11 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const hasMosquitto = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].some((p) => existsSync(p));
 
 interface ThroughputResult {
+  version: number;
+  window: number | null;
+  receiveMaximum: number | null;
+  refusedAcks: number;
+  badAcks: number;
   delivered: number;
   deliveredPerSec: number;
   expected: number;
@@ -37,22 +42,30 @@ function runBench(env: Record<string, string>): Promise<{ code: number | null; o
 
 describe('the bench (quick mode)', () => {
   it.skipIf(!hasMosquitto)(
-    'runs fan-in QoS 1 against our broker (dist/cli.js) and mosquitto: messages delivered, none lost, JSON written',
+    'runs fan-in QoS 1 with MQTT 3.1.1 and MQTT 5 clients against our broker (dist/cli.js) and mosquitto: messages delivered, none lost, JSON written',
     async () => {
       const dir = mkdtempSync(join(tmpdir(), 'mab-bench-smoke-'));
       try {
-        const { code, output } = await runBench({ BENCH_QUICK: '1', BENCH_RUNS: '1', BENCH_SCENARIOS: 'fanin-qos1', BENCH_RESULTS_DIR: dir });
+        const { code, output } = await runBench({ BENCH_QUICK: '1', BENCH_RUNS: '1', BENCH_SCENARIOS: 'fanin-qos1,fanin-qos1-v5', BENCH_RESULTS_DIR: dir });
         expect(code, output).toBe(0);
         expect(readdirSync(dir).some((f) => /^bench-.+\.json$/.test(f)), output).toBe(true);
         const report = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as BenchReport;
         expect(report.brokers).toEqual(['ours', 'mosquitto']);
         expect(report.failures).toEqual([]);
-        const scenario = report.scenarios.find((s) => s.name === 'fanin-qos1');
-        expect(scenario).toBeDefined();
-        for (const broker of ['ours', 'mosquitto']) {
+        for (const [name, broker] of ['fanin-qos1', 'fanin-qos1-v5'].flatMap((n) => [[n, 'ours'], [n, 'mosquitto']] as const)) {
+          const scenario = report.scenarios.find((s) => s.name === name);
+          expect(scenario, name).toBeDefined();
           const runs = scenario?.results[broker] ?? [];
-          expect(runs, broker).toHaveLength(1);
+          expect(runs, `${name} ${broker}`).toHaveLength(1);
           const r = runs[0] as ThroughputResult;
+          if (name === 'fanin-qos1-v5') {
+            // Both announce Receive Maximum = max_inflight_messages of the generated conf (100), and the
+            // generator keeps its window within it; every PUBACK (reason code or not) is a success.
+            expect(r.version, broker).toBe(5);
+            expect(r.receiveMaximum, `${broker}: Receive Maximum in CONNACK`).toBe(100);
+            expect(r.window, broker).toBe(100);
+            expect({ refusedAcks: r.refusedAcks, badAcks: r.badAcks }, broker).toEqual({ refusedAcks: 0, badAcks: 0 });
+          }
           expect(r.delivered, broker).toBeGreaterThan(0);
           expect(r.deliveredPerSec, broker).toBeGreaterThan(0);
           expect(r.expected, broker).toBeGreaterThan(0);
@@ -60,7 +73,7 @@ describe('the bench (quick mode)', () => {
           expect(r.unacked, `${broker}: PUBLISHes never acknowledged`).toBe(0);
           expect(r.generatorCpu, broker).toBeGreaterThan(0);
           expect(Number.isFinite(r.brokerCpu), broker).toBe(true);
-          expect(scenario?.summary.deliveredPerSec?.[broker]?.median, broker).toBeGreaterThan(0);
+          expect(scenario?.summary.deliveredPerSec?.[broker]?.median, `${name} ${broker}`).toBeGreaterThan(0);
         }
         expect(output).toMatch(/ours\/mosquitto/);
       } finally {
