@@ -64,6 +64,19 @@ export const BROKERS = {
     extra: () => [],
     persistence: false,
   },
+  // Another build of this project (BENCH_BEFORE_DIR: a checkout with dist/ built, e.g. a git worktree of an
+  // older commit), to measure a change before and after in the same run as mosquitto and the floor.
+  before: {
+    label: `before (${process.env.BENCH_BEFORE_DIR ?? 'BENCH_BEFORE_DIR unset'}/dist/cli.js serve)`,
+    check() {
+      const dir = process.env.BENCH_BEFORE_DIR;
+      if (!dir) throw new Error('BENCH_BEFORE_DIR is not set: point it at a checkout of the earlier version with dist/ built');
+      if (!existsSync(join(dir, 'dist', 'cli.js'))) throw new Error(`${dir}/dist/cli.js is missing: run npm ci && npm run build there`);
+    },
+    command: (conf) => [process.execPath, ...nodeFlags, join(process.env.BENCH_BEFORE_DIR ?? '', 'dist', 'cli.js'), 'serve', '-c', conf],
+    env: (dataDir) => ({ DATA_DIR: dataDir, LOG_LEVEL: 'warn', OPS_PORT: '-1' }),
+    extra: () => [],
+  },
   mosquitto: {
     label: `mosquitto ${mosquittoVersion()} (Debian)`,
     check() {

@@ -13,6 +13,7 @@ import { MessageBus } from './bus.js';
 import { Connection } from './connection.js';
 import type { BrokerContext, BrokerObserver } from './context.js';
 import { createDispatcher } from './handlers/dispatch.js';
+import { SharedParsers } from './decode.js';
 import { isExpired, type Message, type QoS } from './message.js';
 import { WriteScheduler } from './outbox.js';
 import { PublishEncoder } from './publish-encoder.js';
@@ -44,6 +45,7 @@ export class Broker implements BrokerContext {
   readonly observer: BrokerObserver;
   readonly subscriptions = new SubscriptionIndex();
   readonly scheduler = new WriteScheduler();
+  readonly parsers = new SharedParsers();
   readonly connections = new Map<string, Connection>();
   readonly retained: RetainedMessages;
   readonly sessions: SessionRegistry;

@@ -9,7 +9,7 @@ import type { ClientAcl } from '../auth/acl.js';
 import type { BrokerContext } from './context.js';
 import { ProtocolError, PacketDecoder, UnsupportedVersion, type InboundPacket } from './decode.js';
 import { encodeAck, encodeConnack, encodeDisconnect, type AckKind } from './encode.js';
-import { FrameReader } from './framing.js';
+import { FrameReader, type FrameSink } from './framing.js';
 import { isExpired, type Message } from './message.js';
 import { Outbox } from './outbox.js';
 import { CONNACK_V3, RC } from './reason-codes.js';
@@ -24,12 +24,18 @@ const MAX_QOS0_BACKLOG = 16 * 1024 * 1024;
 /** Longest a publisher waits for congested subscribers before it is read again. */
 const CONGESTION_WAIT_MS = 5000;
 
+const PAUSE = { acks: 1, congestion: 2 } as const;
+
+function checkKeepalive(conn: Connection): void {
+  conn.keepaliveTick();
+}
+
 export type PacketDispatcher = (conn: Connection, packet: InboundPacket) => void;
 
-export class Connection implements SessionLink {
+export class Connection implements SessionLink, FrameSink {
   readonly outbox: Outbox;
   readonly frames: FrameReader;
-  readonly decoder = new PacketDecoder();
+  readonly decoder: PacketDecoder;
   state: 'new' | 'authenticating' | 'connected' | 'closed' = 'new';
   version = 4;
   clientId = '';
@@ -42,7 +48,8 @@ export class Connection implements SessionLink {
   /** Client's Maximum Packet Size (v5). */
   maxPacketSizeOut = Number.POSITIVE_INFINITY;
   topicAliases: TopicAliasesOut | undefined;
-  readonly topicAliasesIn = new Map<number, string>();
+  /** Topic aliases the client set (v5), made at the first one. */
+  topicAliasesIn: Map<number, string> | undefined;
   /** v5 request problem information: reason strings and user properties only where always allowed when false. */
   problemInformation = true;
   /** Acknowledgements waiting for the store (ackAfterFlush); reading pauses while at receiveMaximum. */
@@ -54,11 +61,11 @@ export class Connection implements SessionLink {
 
   private acl: ClientAcl | undefined;
   private aclGeneration = -1;
-  private lastActivity = performance.now();
+  lastActivity = performance.now();
   private keepaliveMs = 0;
   private timer: NodeJS.Timeout | undefined;
   /** Why reading is paused: 'acks' (receiveMaximum acknowledgements wait), 'congestion' (subscribers' queues full). */
-  private readonly pausedFor = new Set<'acks' | 'congestion'>();
+  private pausedFor = 0;
   private congestionTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -71,6 +78,7 @@ export class Connection implements SessionLink {
     readonly onClose: (conn: Connection) => void,
   ) {
     this.outbox = new Outbox(socket, ctx.scheduler);
+    this.decoder = new PacketDecoder(ctx.parsers);
     this.frames = new FrameReader(MAX_CONNECT_PACKET);
     socket.on('data', this.onData);
     socket.on('error', () => this.destroy());
@@ -91,31 +99,35 @@ export class Connection implements SessionLink {
 
   private read(chunk: Buffer): void {
     try {
-      this.frames.push(chunk, this.onFrame, this.mustStop);
+      this.frames.push(chunk, this);
     } catch (err) {
       this.fail(err);
     }
   }
 
-  private readonly mustStop = (): boolean => this.pausedFor.size > 0 || this.state === 'authenticating' || this.state === 'closed';
+  /** FrameSink: stop handing packets over while paused, authenticating or closed. */
+  mustStop(): boolean {
+    return this.pausedFor !== 0 || this.state === 'authenticating' || this.state === 'closed';
+  }
 
-  private readonly onFrame = (data: Buffer, frameStart: number, bodyStart: number, end: number): void => {
+  /** FrameSink: one packet. */
+  onFrame(data: Buffer, frameStart: number, bodyStart: number, end: number): void {
     const packet = this.decoder.decode(data, frameStart, bodyStart, end);
     if (this.state === 'new' && packet.cmd !== 'connect') throw new ProtocolError(RC.PROTOCOL_ERROR, `${packet.cmd.toUpperCase()} before CONNECT`);
     if (this.state === 'connected' && packet.cmd === 'connect') throw new ProtocolError(RC.PROTOCOL_ERROR, 'a second CONNECT');
     this.dispatch(this, packet);
-  };
+  }
 
   /** Stop reading until resume() with the same reason (and no other reason holds). */
   pause(reason: 'acks' | 'congestion'): void {
-    this.pausedFor.add(reason);
+    this.pausedFor |= PAUSE[reason];
     this.socket.pause();
   }
 
   resume(reason?: 'acks' | 'congestion'): void {
     if (this.state === 'closed') return;
-    if (reason !== undefined) this.pausedFor.delete(reason);
-    if (this.pausedFor.size > 0 || this.state !== 'connected') return;
+    if (reason !== undefined) this.pausedFor &= ~PAUSE[reason];
+    if (this.pausedFor !== 0 || this.state !== 'connected') return;
     this.socket.resume();
     if (this.frames.pending > 0) this.read(Buffer.alloc(0));
   }
@@ -126,11 +138,11 @@ export class Connection implements SessionLink {
    * CONGESTION_WAIT_MS (a subscriber that never reads must not stall its publishers for long).
    */
   waitForSubscribers(sessions: Session[]): void {
-    if (this.pausedFor.has('congestion')) return;
+    if ((this.pausedFor & PAUSE.congestion) !== 0) return;
     this.pause('congestion');
     let left = sessions.length;
     const done = (): void => {
-      if (--left > 0 || !this.pausedFor.has('congestion')) return;
+      if (--left > 0 || (this.pausedFor & PAUSE.congestion) === 0) return;
       clearTimeout(this.congestionTimer);
       this.resume('congestion');
     };
@@ -148,19 +160,20 @@ export class Connection implements SessionLink {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.keepaliveMs = keepaliveSeconds * 1500;
-    if (this.keepaliveMs > 0) this.timer = setTimeout(this.checkKeepalive, this.keepaliveMs);
+    if (this.keepaliveMs > 0) this.timer = setTimeout(checkKeepalive, this.keepaliveMs, this);
     this.resume();
   }
 
-  private readonly checkKeepalive = (): void => {
+  /** Called by the keep-alive timer (a shared function with the connection as argument: no closure each). */
+  keepaliveTick(): void {
     const idle = performance.now() - this.lastActivity;
     if (idle >= this.keepaliveMs) {
       this.ctx.logger.info({ clientId: this.clientId, username: this.username, keepalive: this.keepaliveMs / 1500 }, 'client keep alive timed out');
       this.disconnect(RC.KEEP_ALIVE_TIMEOUT, 'keep alive timeout');
       return;
     }
-    this.timer = setTimeout(this.checkKeepalive, this.keepaliveMs - idle);
-  };
+    this.timer = setTimeout(checkKeepalive, this.keepaliveMs - idle, this);
+  }
 
   private connectTimedOut(): void {
     if (this.state === 'connected' || this.state === 'closed') return;

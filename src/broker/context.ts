@@ -11,6 +11,7 @@ import type { SessionRegistry } from './sessions.js';
 import type { SubscriptionIndex } from './subscriptions.js';
 import type { RetainedMessages } from './retained.js';
 import type { WriteScheduler } from './outbox.js';
+import type { SharedParsers } from './decode.js';
 import type { Connection } from './connection.js';
 import type { Session } from './session.js';
 
@@ -48,6 +49,7 @@ export interface BrokerContext {
   readonly subscriptions: SubscriptionIndex;
   readonly retained: RetainedMessages;
   readonly scheduler: WriteScheduler;
+  readonly parsers: SharedParsers;
   readonly observer: BrokerObserver;
   /** Connected clients by client id. */
   readonly connections: Map<string, Connection>;

@@ -50,9 +50,8 @@ const PINGREQ = { cmd: 'pingreq' } as const;
 export class PacketDecoder {
   version = 4;
   private sawConnect = false;
-  private parser: ReturnType<typeof mqttPacket.parser> | undefined;
-  private parsed: Packet | undefined;
-  private failed: Error | undefined;
+
+  constructor(private readonly parsers: SharedParsers) {}
 
   /** The packet in `data[frameStart..end)` whose body starts at `bodyStart` (framing.ts). */
   decode(data: Buffer, frameStart: number, bodyStart: number, end: number): InboundPacket {
@@ -76,7 +75,9 @@ export class PacketDecoder {
     } else if (this.version === 5) {
       checkV5Properties(type, body);
     }
-    const packet = this.parse(frame);
+    // CONNECT has a parser of its own: mqtt-packet takes the protocol version of a CONNECT it parsed as
+    // its setting for what follows, which a parser shared by the connections of one version must not.
+    const packet = this.parsers.parse(frame, type === 1 ? CONNECT_PARSER : this.version);
     if (packet.cmd === 'connect') {
       this.version = packet.protocolVersion ?? 4;
       checkConnect(packet, frame);
@@ -87,20 +88,37 @@ export class PacketDecoder {
     return packet as InboundPacket;
   }
 
-  private parse(frame: Buffer): Packet {
-    if (this.parser === undefined) {
-      const parser = mqttPacket.parser({ protocolVersion: this.version as 3 | 4 | 5 });
+}
+
+const CONNECT_PARSER = 0;
+
+/**
+ * mqtt-packet parsers shared by every connection of a broker, one per protocol version: each is handed
+ * one complete frame at a time (framing.ts) and gives back its packet synchronously, so it holds nothing
+ * between calls and a connection costs no parser of its own. A parser that failed on a frame, or took it
+ * for incomplete, is replaced, so that nothing of one connection's bytes can reach another's packet.
+ */
+export class SharedParsers {
+  private readonly parsers = new Map<number, ReturnType<typeof mqttPacket.parser>>();
+  private parsed: Packet | undefined;
+  private failed: Error | undefined;
+
+  parse(frame: Buffer, version: number): Packet {
+    let parser = this.parsers.get(version);
+    if (parser === undefined) {
+      parser = mqttPacket.parser({ protocolVersion: (version === CONNECT_PARSER ? 4 : version) as 3 | 4 | 5 });
       parser.on('packet', (p: Packet) => (this.parsed = p));
       parser.on('error', (e: Error) => (this.failed = e));
-      this.parser = parser;
+      this.parsers.set(version, parser);
     }
     this.parsed = undefined;
     this.failed = undefined;
-    this.parser.parse(frame);
+    parser.parse(frame);
     const parsed = this.parsed as Packet | undefined;
     const failed = this.failed as Error | undefined;
     this.parsed = undefined;
     this.failed = undefined;
+    if (failed !== undefined || parsed === undefined) this.parsers.delete(version);
     if (failed !== undefined || parsed === undefined) {
       throw new ProtocolError(RC.MALFORMED_PACKET, `malformed packet: ${failed?.message ?? 'incomplete'}`);
     }

@@ -6,8 +6,13 @@
 import { ProtocolError } from './decode.js';
 import { RC } from './reason-codes.js';
 
-/** One packet: `data[frameStart]` is its fixed header byte, its body is `data[bodyStart..end)`. */
-export type FrameHandler = (data: Buffer, frameStart: number, bodyStart: number, end: number) => void;
+/** Where the packets go. */
+export interface FrameSink {
+  /** One packet: `data[frameStart]` is its fixed header byte, its body is `data[bodyStart..end)`. */
+  onFrame(data: Buffer, frameStart: number, bodyStart: number, end: number): void;
+  /** True to stop handing packets over (the rest is kept for the next push). */
+  mustStop(): boolean;
+}
 
 export class FrameReader {
   private chunks: Buffer[] = [];
@@ -26,10 +31,10 @@ export class FrameReader {
   }
 
   /**
-   * Hand every complete packet in `chunk` (and what was held before) to `handle`, in order. Stops early
-   * when `stop()` says so (the rest is kept for the next call with an empty chunk). Throws ProtocolError.
+   * Hand every complete packet in `chunk` (and what was held before) to the sink, in order. Stops early
+   * when the sink says so (the rest is kept for the next call with an empty chunk). Throws ProtocolError.
    */
-  push(chunk: Buffer, handle: FrameHandler, stop: () => boolean): void {
+  push(chunk: Buffer, sink: FrameSink): void {
     let data: Buffer;
     if (this.buffered === 0) {
       data = chunk;
@@ -46,7 +51,7 @@ export class FrameReader {
     }
     let at = 0;
     const total = data.length;
-    while (at < total && !stop()) {
+    while (at < total && !sink.mustStop()) {
       if (total - at < 2) break;
       let length = 0;
       let mult = 1;
@@ -73,7 +78,7 @@ export class FrameReader {
         this.needed = end - at;
         break;
       }
-      handle(data, at, i, end);
+      sink.onFrame(data, at, i, end);
       at = end;
     }
     if (at < total) {

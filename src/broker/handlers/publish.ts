@@ -21,11 +21,11 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
       throw new ProtocolError(RC.TOPIC_ALIAS_INVALID, `topic alias ${alias} is outside 1..${config.maxTopicAlias}`);
     }
     if (topic === '') {
-      const known = conn.topicAliasesIn.get(alias);
+      const known = conn.topicAliasesIn?.get(alias);
       if (known === undefined) throw new ProtocolError(RC.PROTOCOL_ERROR, `topic alias ${alias} was never set`);
       topic = known;
     } else {
-      conn.topicAliasesIn.set(alias, topic);
+      (conn.topicAliasesIn ??= new Map()).set(alias, topic);
     }
   }
   if (topic === '') throw new ProtocolError(v5 ? RC.PROTOCOL_ERROR : RC.MALFORMED_PACKET, 'PUBLISH without a topic');
