@@ -95,6 +95,10 @@ export class Connection implements SessionLink, FrameSink {
   private readonly onData = (chunk: Buffer): void => {
     this.lastActivity = performance.now();
     this.read(chunk);
+    // What this client's own packets made for it (the next messages of its window after its PUBACKs,
+    // PINGRESP, SUBACK) leaves now instead of at the end of the turn: a client waiting on its window
+    // would otherwise wait for every other connection's input of this turn to be processed.
+    this.outbox.flush();
   };
 
   private read(chunk: Buffer): void {
