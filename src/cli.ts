@@ -2,8 +2,7 @@
 /**
  * The command line: `serve` (default), `passwd` (like mosquitto_passwd), `check-config`.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { packageVersion } from './version.js';
 import { createLogger, type Logger } from './log.js';
 import { loadConfig } from './config/load.js';
 import { maskSecrets, parseConfigArgs } from './commands/check-config.js';
@@ -18,10 +17,7 @@ With no -c, /mosquitto/conf/mosquitto.conf (and /mosquitto/conf/passwd) are used
 Environment: DOMAIN, EMAIL, CLOUDFLARE_API_TOKEN or CLOUDFLARE_EMAIL + CLOUDFLARE_KEY, TESTCERT, ... (see README).
 `;
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string };
-  return pkg.version;
-}
+const version = packageVersion;
 
 async function serve(argv: string[]): Promise<number> {
   let args: ReturnType<typeof parseConfigArgs>;

@@ -3,6 +3,7 @@
  * reverse. Nothing else lives here.
  */
 import { hostname } from 'node:os';
+import { packageVersion } from './version.js';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { isManagedListener, type Config, type ListenerConfig } from './config/schema.js';
@@ -35,6 +36,7 @@ export interface RunningBroker {
 type ReloadKind = 'passwd' | 'acl' | 'certificate';
 
 export interface StartOptions {
+
   /** Tuning of the ACME certificate manager (tests: short polls, a private CA to trust). */
   certificates?: CertificateManagerOptions;
   /** Extra observer (tests); the metrics are always fed. */
@@ -179,7 +181,7 @@ export async function startBroker(config: Config, logger: Logger, options: Start
     closers.push(() => store.close());
     state.persistence = true;
 
-    const broker = await Broker.create({ config, logger: logger.child({ component: 'broker' }), policy, store, observer });
+    const broker = await Broker.create({ config, logger: logger.child({ component: 'broker' }), policy, store, observer, version: packageVersion() });
     live.broker = broker;
     metrics.observeRetainedMessages(() => broker.countRetained());
     metrics.observeSubscriptions(() => broker.subscriptionCount);

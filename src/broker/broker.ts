@@ -14,6 +14,8 @@ import { Connection } from './connection.js';
 import type { BrokerContext, BrokerObserver } from './context.js';
 import { createDispatcher } from './handlers/dispatch.js';
 import { SharedParsers } from './decode.js';
+import { BrokerStats } from './stats.js';
+import { SysTopics } from './sys-topics.js';
 import { isExpired, type Message, type QoS } from './message.js';
 import { WriteScheduler } from './outbox.js';
 import { PublishEncoder } from './publish-encoder.js';
@@ -35,6 +37,8 @@ export interface BrokerDeps {
   policy: AccessPolicy;
   store: Store;
   observer?: BrokerObserver;
+  /** Our version, for $SYS/broker/version. */
+  version?: string;
 }
 
 export class Broker implements BrokerContext {
@@ -46,6 +50,7 @@ export class Broker implements BrokerContext {
   readonly subscriptions = new SubscriptionIndex();
   readonly scheduler = new WriteScheduler();
   readonly parsers = new SharedParsers();
+  readonly stats = new BrokerStats();
   readonly connections = new Map<string, Connection>();
   readonly retained: RetainedMessages;
   readonly sessions: SessionRegistry;
@@ -58,6 +63,7 @@ export class Broker implements BrokerContext {
   private readonly encoder = new PublishEncoder();
   private readonly dispatch: ReturnType<typeof createDispatcher>;
   private readonly maxPacketSizeIn: number;
+  private readonly sys: SysTopics;
 
   private constructor(deps: BrokerDeps) {
     this.config = deps.config;
@@ -75,6 +81,7 @@ export class Broker implements BrokerContext {
       onSessionEnd: (clientId) => this.wills.sessionEnded(clientId),
     });
     this.bus = new MessageBus((message) => this.deliver(message));
+    this.sys = new SysTopics(this, this.config.sysInterval, deps.version ?? 'unknown');
     this.maxPacketSizeIn = this.config.maxPacketSize > 0 ? this.config.maxPacketSize : maxPacketSize(this.config.messageSizeLimit);
     this.dispatch = createDispatcher({
       maxPacketSizeIn: this.maxPacketSizeIn,
@@ -92,6 +99,7 @@ export class Broker implements BrokerContext {
     const sessions = broker.sessions.restore(snapshot.sessions, now);
     broker.wills.restore(snapshot.wills);
     await deps.store.flush();
+    broker.sys.start();
     deps.logger.info(
       {
         store: deps.store.kind,
@@ -108,6 +116,10 @@ export class Broker implements BrokerContext {
 
   get connectedClients(): number {
     return this.connections.size;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
   }
 
   get subscriptionCount(): number {
@@ -165,6 +177,8 @@ export class Broker implements BrokerContext {
 
   private accepted(conn: Connection, present: boolean): void {
     this.observer.clientConnected?.(conn.listener);
+    this.sys.connected();
+    if (this.connections.size > this.stats.maxConnected) this.stats.maxConnected = this.connections.size;
     this.logger.info(
       {
         clientId: conn.clientId,
@@ -214,6 +228,7 @@ export class Broker implements BrokerContext {
       if (conn.connected) conn.disconnect(RC.SERVER_SHUTTING_DOWN, 'the broker is shutting down');
       else conn.destroy();
     }
+    this.sys.stop();
     this.wills.close();
     this.sessions.close();
     await this.bus.close();

@@ -251,6 +251,7 @@ export class Connection implements SessionLink, FrameSink {
     const bytes = this.encoder.encode(this, message, 0, retain, false, undefined, subscriptionIds, now);
     if (bytes.length > this.maxPacketSizeOut) return false;
     this.ctx.observer.messageOut?.(message.payload.length);
+    this.ctx.stats.sent(message.payload.length);
     this.send(bytes);
     return true;
   }
@@ -262,6 +263,7 @@ export class Connection implements SessionLink, FrameSink {
     const bytes = this.encoder.encode(this, entry.message, entry.qos, entry.retain, dup, entry.packetId, entry.subscriptionIds, now);
     if (bytes.length > this.maxPacketSizeOut) return false;
     this.ctx.observer.messageOut?.(entry.message.payload.length);
+    this.ctx.stats.sent(entry.message.payload.length);
     this.send(bytes);
     return true;
   }

@@ -112,6 +112,7 @@ const CONFIG_SPEC: Spec = {
     maxTopicAlias: { t: 'int' },
     maxPacketSize: { t: 'int' },
     connectTimeout: { t: 'int' },
+    sysInterval: { t: 'int' },
     logLevel: { t: 'enum', values: LOG_LEVELS },
     acme: {
       t: 'obj',
@@ -337,6 +338,7 @@ function checkLayer(layer: ConfigLayer, warnings: string[]): void {
   range('maxTopicAlias', v.maxTopicAlias, 0, 65535, ' (0 = no topic aliases)');
   if (v.maxPacketSize !== undefined && v.maxPacketSize !== 0) range('maxPacketSize', v.maxPacketSize, 20, 268435460, ' (bytes, 0 = no limit of its own)');
   range('connectTimeout', v.connectTimeout, 0, 3600, ' (seconds, 0 = no deadline)');
+  range('sysInterval', v.sysInterval, 0, 86400, ' (seconds, 0 = no $SYS topics)');
   const acme = v.acme;
   if (acme?.domains) {
     const seen = new Set<string>();

@@ -28,7 +28,7 @@ const GLOBAL_DIRECTIVES = new Set([
   'listener', 'port', 'bind_address', 'password_file', 'acl_file', 'allow_anonymous', 'per_listener_settings',
   'persistence', 'persistence_location', 'max_connections', 'message_size_limit', 'max_keepalive',
   'max_inflight_messages', 'max_queued_messages', 'retain_available', 'log_type', 'log_dest',
-  'max_topic_alias', 'max_packet_size',
+  'max_topic_alias', 'max_packet_size', 'sys_interval',
 ]);
 
 /** mosquitto 2.0 directives we accept but do not implement (warned about, then ignored). */
@@ -40,7 +40,7 @@ const KNOWN_UNSUPPORTED = new Set([
   'log_facility', 'log_timestamp', 'log_timestamp_format', 'max_inflight_bytes', 'max_qos',
   'max_queued_bytes', 'memory_limit', 'mount_point', 'persistence_file', 'persistent_client_expiration',
   'pid_file', 'plugin', 'psk_file', 'psk_hint', 'queue_qos0_messages', 'require_certificate_subject',
-  'set_tcp_nodelay', 'socket_domain', 'sys_interval', 'tls_engine', 'tls_engine_kpass_sha1', 'tls_keyform',
+  'set_tcp_nodelay', 'socket_domain', 'tls_engine', 'tls_engine_kpass_sha1', 'tls_keyform',
   'tls_version', 'upgrade_outgoing_qos', 'use_identity_as_username', 'use_subject_as_username',
   'use_username_as_clientid', 'user', 'websockets_headers_size', 'websockets_log_level',
   // bridges
@@ -323,6 +323,9 @@ export function parseMosquittoConf(text: string, opts: { file: string; cwd: stri
         break;
       case 'max_packet_size':
         set('maxPacketSize', int('a size in bytes (0 = no limit of its own)'));
+        break;
+      case 'sys_interval':
+        set('sysInterval', int('seconds (0 = no $SYS topics)'));
         break;
       case 'log_type': {
         const value = one(Object.keys(LOG_TYPES).concat('none').join(', '));

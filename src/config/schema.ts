@@ -110,6 +110,8 @@ export interface Config {
   maxPacketSize: number;
   /** Seconds a new connection has to send its CONNECT (and a TLS handshake to finish) before it is closed. */
   connectTimeout: number;
+  /** Seconds between updates of the $SYS/broker/... topics (mosquitto's sys_interval); 0 = none. */
+  sysInterval: number;
   logLevel: Level | 'silent';
   acme: AcmeConfig;
   ops: OpsConfig;
@@ -134,6 +136,7 @@ export function defaultConfig(): Config {
     maxTopicAlias: 10,
     maxPacketSize: 0,
     connectTimeout: 10,
+    sysInterval: 10,
     logLevel: 'info',
     acme: {
       domains: [],
@@ -216,6 +219,7 @@ export interface PartialConfig {
   maxTopicAlias?: number;
   maxPacketSize?: number;
   connectTimeout?: number;
+  sysInterval?: number;
   logLevel?: Config['logLevel'];
   acme?: Partial<Omit<AcmeConfig, 'cloudflare'>> & { cloudflare?: CloudflareCredentials };
   ops?: Partial<OpsConfig>;

@@ -76,6 +76,7 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
   if (p.properties !== undefined) message.properties = p.properties;
   if (p.messageExpiryInterval !== undefined) message.expiresAt = Date.now() + p.messageExpiryInterval * 1000;
   ctx.observer.messageIn?.(p.payload.length);
+  ctx.stats.received(p.payload.length);
   if (qos === 0) {
     ctx.publish(message);
     return;
