@@ -148,14 +148,29 @@ export interface PublishEncoding {
   retain: boolean;
   dup: boolean;
   packetId?: number;
-  /** v5: properties block without length prefix (message properties, expiry, alias, subscription ids). */
+  /** v5: the message's forwarded properties, encoded once per message (messagePropertiesBlock). */
   properties?: Buffer;
+  /** v5: Message Expiry Interval left, in seconds. */
+  expiry?: number;
+  /** v5: Topic Alias. */
+  topicAlias?: number;
+  /** v5: Subscription Identifiers. */
+  subscriptionIds?: readonly number[];
 }
 
-/** A PUBLISH packet in one buffer. */
+/**
+ * A PUBLISH packet in one buffer: sizes first, then one allocation written front to back (the per-subscriber
+ * v5 properties, expiry, alias and subscription identifiers, are written in place, not gathered).
+ */
 export function encodePublish(p: PublishEncoding): Buffer {
   const topicLength = p.topic.length === 0 ? 0 : Buffer.byteLength(p.topic, 'utf8');
-  const propsLength = p.version === 5 ? (p.properties?.length ?? 0) : -1;
+  let propsLength = -1;
+  if (p.version === 5) {
+    propsLength = p.properties?.length ?? 0;
+    if (p.expiry !== undefined) propsLength += 5;
+    if (p.topicAlias !== undefined) propsLength += 3;
+    if (p.subscriptionIds !== undefined) for (const id of p.subscriptionIds) propsLength += 1 + varintSize(id);
+  }
   const propsHeader = propsLength < 0 ? 0 : varintSize(propsLength) + propsLength;
   const remaining = 2 + topicLength + (p.qos > 0 ? 2 : 0) + propsHeader + p.payload.length;
   const out = Buffer.allocUnsafe(1 + varintSize(remaining) + remaining);
@@ -171,19 +186,26 @@ export function encodePublish(p: PublishEncoding): Buffer {
   }
   if (propsLength >= 0) {
     at = writeVarint(out, at, propsLength);
-    if (propsLength > 0) at += p.properties!.copy(out, at);
+    if (p.properties !== undefined) at += p.properties.copy(out, at);
+    if (p.expiry !== undefined) {
+      out[at] = 0x02;
+      out.writeUInt32BE(p.expiry, at + 1);
+      at += 5;
+    }
+    if (p.topicAlias !== undefined) {
+      out[at] = 0x23;
+      out.writeUInt16BE(p.topicAlias, at + 1);
+      at += 3;
+    }
+    if (p.subscriptionIds !== undefined) {
+      for (const id of p.subscriptionIds) {
+        out[at++] = 0x0b;
+        at = writeVarint(out, at, id);
+      }
+    }
   }
   p.payload.copy(out, at);
   return out;
-}
-
-/** Size of the PUBLISH encodePublish would make, for the client's Maximum Packet Size. */
-export function publishSize(p: PublishEncoding): number {
-  const topicLength = p.topic.length === 0 ? 0 : Buffer.byteLength(p.topic, 'utf8');
-  const propsLength = p.version === 5 ? (p.properties?.length ?? 0) : -1;
-  const propsHeader = propsLength < 0 ? 0 : varintSize(propsLength) + propsLength;
-  const remaining = 2 + topicLength + (p.qos > 0 ? 2 : 0) + propsHeader + p.payload.length;
-  return 1 + varintSize(remaining) + remaining;
 }
 
 const ACK_HEADERS = { puback: 0x40, pubrec: 0x50, pubrel: 0x62, pubcomp: 0x70 } as const;

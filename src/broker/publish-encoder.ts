@@ -6,7 +6,7 @@
  * no per-subscriber property): those are encoded once per message and the one Buffer is written to every
  * outbox. Everything per subscriber is encoded per subscriber.
  */
-import { encodePublish, messagePropertiesBlock, Properties } from './encode.js';
+import { encodePublish, messagePropertiesBlock, type PublishEncoding } from './encode.js';
 import { expiryLeft, type Message } from './message.js';
 
 export interface PublishTarget {
@@ -71,30 +71,20 @@ export class PublishEncoder {
       }
       return bytes;
     }
-    let topic = message.topic;
-    let properties: Buffer | undefined;
+    const fields: PublishEncoding = { version: target.version, topic: message.topic, payload: message.payload, qos, retain, dup };
+    if (packetId !== undefined) fields.packetId = packetId;
     if (v5) {
-      const props = new Properties().append(this.messageProps(message));
+      fields.properties = this.messageProps(message);
       const left = expiryLeft(message, now);
-      if (left !== undefined) props.u32(0x02, left);
-      const alias = target.topicAliases?.aliasFor(topic);
+      if (left !== undefined) fields.expiry = left;
+      const alias = target.topicAliases?.aliasFor(message.topic);
       if (alias !== undefined) {
-        props.u16(0x23, alias.alias);
-        if (alias.known) topic = '';
+        fields.topicAlias = alias.alias;
+        if (alias.known) fields.topic = '';
       }
-      if (subscriptionIds !== undefined) for (const id of subscriptionIds) props.varint(0x0b, id);
-      properties = props.body();
+      if (subscriptionIds !== undefined) fields.subscriptionIds = subscriptionIds;
     }
-    return encodePublish({
-      version: target.version,
-      topic,
-      payload: message.payload,
-      qos,
-      retain,
-      dup,
-      ...(packetId === undefined ? {} : { packetId }),
-      ...(properties === undefined ? {} : { properties }),
-    });
+    return encodePublish(fields);
   }
 
   private messageProps(message: Message): Buffer {
