@@ -5,13 +5,11 @@
  * 0x98 when a passwd reload changes the user's password.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rename, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rename, writeFile } from 'node:fs/promises';
 import type { MqttClient } from 'mqtt';
 import { hashPassword } from '../../src/auth/passwd.js';
 import { connectMqtt } from '../support/clients.js';
-import { PASSWD, spawnBroker, startTestBroker, USERS, type SpawnedBroker, type TestBroker } from '../support/broker.js';
+import { PASSWD, processBrokerConfig, spawnBroker, startTestBroker, USERS, type SpawnedBroker, type TestBroker } from '../support/broker.js';
 import {
   closedClient,
   collectPublishes,
@@ -26,7 +24,6 @@ import {
   type V5Connection,
   type V5Options,
 } from '../support/mqtt5.js';
-import { createTestPki } from '../support/tls.js';
 import { waitFor } from '../support/wait.js';
 
 let broker: TestBroker;
@@ -144,22 +141,7 @@ describe('session expiry', () => {
   });
 
   it('counts the expiry interval across a broker restart (persistence on)', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mab-v5-restart-'));
-    const pki = await createTestPki(dir);
-    const leaf = await pki.issue(['localhost', '127.0.0.1'], 'server');
-    await writeFile(join(dir, 'passwd'), PASSWD);
-    const configFile = join(dir, 'config.json');
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        listeners: [{ port: 0, host: '127.0.0.1', protocol: 'mqtt', certfile: leaf.certFile, keyfile: leaf.keyFile }],
-        passwordFile: join(dir, 'passwd'),
-        dataDir: join(dir, 'data'),
-        persistence: true,
-        logLevel: 'info',
-        ops: { port: -1 },
-      }),
-    );
+    const { pki, configFile } = await processBrokerConfig('mab-v5-restart-', { persistence: true });
     const start = async (): Promise<{ b: SpawnedBroker; port: number }> => {
       const b = await spawnBroker(['serve', '--config', configFile], {}, 1);
       spawned.push(b);
@@ -327,22 +309,7 @@ describe('DISCONNECT from the broker', () => {
   });
 
   it('sends 0x8B (server shutting down) to v5 clients on SIGTERM; v3 clients are closed', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mab-v5-sigterm-'));
-    const pki = await createTestPki(dir);
-    const leaf = await pki.issue(['localhost', '127.0.0.1'], 'server');
-    await writeFile(join(dir, 'passwd'), PASSWD);
-    const configFile = join(dir, 'config.json');
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        listeners: [{ port: 0, host: '127.0.0.1', protocol: 'mqtt', certfile: leaf.certFile, keyfile: leaf.keyFile }],
-        passwordFile: join(dir, 'passwd'),
-        dataDir: join(dir, 'data'),
-        persistence: false,
-        logLevel: 'info',
-        ops: { port: -1 },
-      }),
-    );
+    const { pki, configFile } = await processBrokerConfig('mab-v5-sigterm-', { persistence: false });
     const b = await spawnBroker(['serve', '--config', configFile], {}, 1);
     spawned.push(b);
     const port = b.ports[0] ?? 0;

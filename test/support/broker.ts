@@ -175,3 +175,28 @@ export async function spawnBroker(args: string[], env: NodeJS.ProcessEnv = {}, l
     },
   };
 }
+
+/**
+ * For brokers run as a process (spawnBroker): a directory with a test CA, a server certificate, the
+ * passwd file and a config.json with one TLS listener on a random port; `extra` overrides keys.
+ */
+export async function processBrokerConfig(prefix: string, extra: Record<string, unknown> = {}): Promise<{ dir: string; pki: TestPki; configFile: string }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const pki = await createTestPki(dir);
+  const leaf = await pki.issue(['localhost', '127.0.0.1'], 'server');
+  await writeFile(join(dir, 'passwd'), PASSWD);
+  const configFile = join(dir, 'config.json');
+  await writeFile(
+    configFile,
+    JSON.stringify({
+      listeners: [{ port: 0, host: '127.0.0.1', protocol: 'mqtt', certfile: leaf.certFile, keyfile: leaf.keyFile }],
+      passwordFile: join(dir, 'passwd'),
+      dataDir: join(dir, 'data'),
+      persistence: true,
+      logLevel: 'info',
+      ops: { port: -1 },
+      ...extra,
+    }),
+  );
+  return { dir, pki, configFile };
+}
