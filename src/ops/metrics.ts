@@ -16,7 +16,10 @@
  * Each instance has its own Registry (never prom-client's global one), so tests may build as many as they
  * like and two brokers in one process do not collide.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Registry } from 'prom-client';
+import type * as PromClientModule from 'prom-client';
+
+type PromClient = typeof PromClientModule;
 
 export const METRIC_PREFIX = 'mqtt_acme_broker_';
 
@@ -94,8 +97,14 @@ function zeroes<T extends string>(keys: readonly T[]): Record<T, number> {
 }
 
 export class BrokerMetrics {
-  /** This instance's own registry; `/metrics` renders it. */
-  readonly registry: Registry;
+  /**
+   * This instance's own registry, built at the first scrape: prom-client is loaded only then (about 2 MiB
+   * of heap and its code), so a broker nobody scrapes does not carry it. The counts below are kept from
+   * the start either way, so the first scrape shows everything since the start.
+   */
+  #registry: Promise<Registry> | undefined;
+  readonly #prefix: string;
+  readonly #defaultMetrics: boolean;
 
   // Hot-path state: plain numbers, read by the collect callbacks at scrape time.
   #connected = 0;
@@ -118,10 +127,20 @@ export class BrokerMetrics {
   #subscriptionsSource: CountSource | undefined;
 
   constructor(options: BrokerMetricsOptions = {}) {
-    const prefix = options.prefix ?? METRIC_PREFIX;
-    const registry = new Registry();
-    this.registry = registry;
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix });
+    this.#prefix = options.prefix ?? METRIC_PREFIX;
+    this.#defaultMetrics = options.defaultMetrics ?? true;
+  }
+
+  /** The registry `/metrics` renders (loading prom-client the first time). */
+  registry(): Promise<Registry> {
+    return (this.#registry ??= import('prom-client').then((prom) => this.#build(prom)));
+  }
+
+  #build(prom: PromClient): Registry {
+    const { Counter, Gauge, Registry: PromRegistry, collectDefaultMetrics } = prom;
+    const prefix = this.#prefix;
+    const registry = new PromRegistry();
+    if (this.#defaultMetrics) collectDefaultMetrics({ register: registry, prefix });
 
     // `self` because prom-client calls `collect` with the metric as `this`.
     // eslint-disable-next-line @typescript-eslint/no-this-alias
@@ -267,11 +286,13 @@ export class BrokerMetrics {
         for (const what of RELOAD_KINDS) this.inc({ what }, self.#reloadFailures[what]);
       },
     });
+    return registry;
   }
 
   /** The Prometheus text exposition of every metric, with its content type. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const registry = await this.registry();
+    return { contentType: registry.contentType, body: await registry.metrics() };
   }
 
   // ---- sources the broker provides --------------------------------------------------------------------

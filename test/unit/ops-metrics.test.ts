@@ -239,6 +239,6 @@ describe('BrokerMetrics', () => {
     a.messageIn(100);
     expect(value((await scrape(a)).samples, `${P}messages_received_total`)).toBe(1);
     expect(value((await scrape(b)).samples, `${P}messages_received_total`)).toBe(0);
-    expect(a.registry).not.toBe(b.registry);
+    expect(await a.registry()).not.toBe(await b.registry());
   });
 });
