@@ -1,11 +1,13 @@
 /**
- * Outgoing bytes of a connection, gathered during an event-loop turn and written with one `write()` at its
- * end: one system call (and on TLS one record) for everything a turn produced for that client, instead of
- * one per packet. Under fan-in and fan-out load this is where most of the broker's lead over a
- * write-per-packet broker comes from; every packet is already a single Buffer (encode.ts), so a queued
+ * Outgoing bytes of a connection, gathered while a read is processed and written with one `write()` when it
+ * is done (or at the end of the event-loop turn, for what timers and the store produced): one system call
+ * (and on TLS one record) for everything a read produced for that client, instead of one per packet.
+ * Under fan-in and fan-out load this is where most of the broker's lead over a write-per-packet broker
+ * comes from; every packet is already a single Buffer (encode.ts), so a queued
  * message is just bytes.
  *
- * One WriteScheduler per broker flushes every outbox that has something, once per turn (setImmediate).
+ * One WriteScheduler per broker flushes every outbox that has something: after each read (flushAll) and
+ * at the end of the turn (setImmediate) for the rest.
  * Back-pressure: `write()` reports whether the stream is full, and `backlog` tells how many bytes wait, so
  * that QoS 0 messages to a client that does not read can be dropped instead of held without bound.
  */
@@ -19,15 +21,21 @@ export class WriteScheduler {
     this.dirty.push(outbox);
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(this.flushAll);
+      setImmediate(this.endOfTurn);
     }
   }
 
-  private readonly flushAll = (): void => {
-    this.scheduled = false;
+  /** Write every outbox that has something (after a read). */
+  flushAll(): void {
+    if (this.dirty.length === 0) return;
     const dirty = this.dirty;
     this.dirty = [];
     for (const outbox of dirty) outbox.flush();
+  }
+
+  private readonly endOfTurn = (): void => {
+    this.scheduled = false;
+    this.flushAll();
   };
 }
 
