@@ -13,7 +13,6 @@ import { MessageBus } from './bus.js';
 import { Connection } from './connection.js';
 import type { BrokerContext, BrokerObserver } from './context.js';
 import { createDispatcher } from './handlers/dispatch.js';
-import { SharedParsers } from './decode.js';
 import { BrokerStats } from './stats.js';
 import { SysTopics } from './sys-topics.js';
 import { isExpired, type Message, type QoS } from './message.js';
@@ -49,7 +48,6 @@ export class Broker implements BrokerContext {
   readonly observer: BrokerObserver;
   readonly subscriptions = new SubscriptionIndex();
   readonly scheduler = new WriteScheduler();
-  readonly parsers = new SharedParsers();
   readonly stats = new BrokerStats();
   readonly connections = new Map<string, Connection>();
   readonly retained: RetainedMessages;

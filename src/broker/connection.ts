@@ -78,7 +78,7 @@ export class Connection implements SessionLink, FrameSink {
     readonly onClose: (conn: Connection) => void,
   ) {
     this.outbox = new Outbox(socket, ctx.scheduler);
-    this.decoder = new PacketDecoder(ctx.parsers);
+    this.decoder = new PacketDecoder();
     this.frames = new FrameReader(MAX_CONNECT_PACKET);
     socket.on('data', this.onData);
     socket.on('error', () => this.destroy());

@@ -11,7 +11,6 @@ import type { SessionRegistry } from './sessions.js';
 import type { SubscriptionIndex } from './subscriptions.js';
 import type { RetainedMessages } from './retained.js';
 import type { WriteScheduler } from './outbox.js';
-import type { SharedParsers } from './decode.js';
 import type { BrokerStats } from './stats.js';
 import type { Connection } from './connection.js';
 import type { Session } from './session.js';
@@ -50,7 +49,6 @@ export interface BrokerContext {
   readonly subscriptions: SubscriptionIndex;
   readonly retained: RetainedMessages;
   readonly scheduler: WriteScheduler;
-  readonly parsers: SharedParsers;
   readonly stats: BrokerStats;
   readonly observer: BrokerObserver;
   /** Connected clients by client id. */

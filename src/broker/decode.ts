@@ -1,17 +1,32 @@
 /**
- * Decoding of what a client sends. The hot packets (PUBLISH, PUBACK/PUBREC/PUBREL/PUBCOMP, PINGREQ) are
- * decoded here directly from the frame; CONNECT, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT and AUTH go through
- * mqtt-packet's parser, one complete frame at a time (framing.ts cuts the frames). Everything that MQTT
- * calls malformed or a protocol error is reported as a ProtocolError with the v5 reason code to send.
+ * Decoding of what a client sends, one complete frame at a time (framing.ts cuts the frames). The hot
+ * packets (PUBLISH, PUBACK/PUBREC/PUBREL/PUBCOMP, PINGREQ) are decoded here straight from the read buffer;
+ * CONNECT, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT and AUTH in decode-control.ts. Everything that MQTT calls
+ * malformed or a protocol error is reported as a ProtocolError with the v5 reason code to send.
+ *
+ * mqtt-packet decoded the control packets at first; it reads strings leniently (invalid UTF-8 becomes
+ * U+FFFD), accepts any property identifier in any packet, and a parser object per connection cost memory,
+ * so the broker reads them itself (the tests still use mqtt-packet as an independent codec).
  */
 import { isUtf8 } from 'node:buffer';
-import mqttPacket, { type IConnectPacket, type IDisconnectPacket, type IAuthPacket, type ISubscribePacket, type IUnsubscribePacket, type Packet } from 'mqtt-packet';
 import type { MessageProperties, QoS } from './message.js';
 import { RC } from './reason-codes.js';
 import { ProtocolError } from './decode-error.js';
-import { checkV5Properties } from './property-check.js';
+import {
+  decodeAuth,
+  decodeConnect,
+  decodeDisconnect,
+  decodeSubscribe,
+  decodeUnsubscribe,
+  UnsupportedVersion,
+  type AuthPacket,
+  type ConnectPacket,
+  type DisconnectPacket,
+  type SubscribePacket,
+  type UnsubscribePacket,
+} from './decode-control.js';
 
-export { ProtocolError };
+export { ProtocolError, UnsupportedVersion };
 
 export interface PublishPacket {
   cmd: 'publish';
@@ -37,11 +52,11 @@ export type InboundPacket =
   | PublishPacket
   | AckPacket
   | { cmd: 'pingreq' }
-  | IConnectPacket
-  | ISubscribePacket
-  | IUnsubscribePacket
-  | IDisconnectPacket
-  | IAuthPacket;
+  | ConnectPacket
+  | SubscribePacket
+  | UnsubscribePacket
+  | DisconnectPacket
+  | AuthPacket;
 
 const ACKS = { 4: 'puback', 5: 'pubrec', 6: 'pubrel', 7: 'pubcomp' } as const;
 const PINGREQ = { cmd: 'pingreq' } as const;
@@ -51,7 +66,6 @@ export class PacketDecoder {
   version = 4;
   private sawConnect = false;
 
-  constructor(private readonly parsers: SharedParsers) {}
 
   /** The packet in `data[frameStart..end)` whose body starts at `bodyStart` (framing.ts). */
   decode(data: Buffer, frameStart: number, bodyStart: number, end: number): InboundPacket {
@@ -62,130 +76,27 @@ export class PacketDecoder {
       if (header !== 0xc0 || end !== bodyStart) throw new ProtocolError(RC.MALFORMED_PACKET, 'malformed PINGREQ');
       return PINGREQ;
     }
-    const body = data.subarray(bodyStart, end);
-    const frame = data.subarray(frameStart, end);
-    if (type >= 4 && type <= 7) return decodeAck(type as 4 | 5 | 6 | 7, header, body, this.version);
-    if (type === 1) {
-      if (this.sawConnect) throw new ProtocolError(RC.PROTOCOL_ERROR, 'a second CONNECT');
-      this.sawConnect = true;
-      checkConnectHeader(body);
-      if (body[2 + body.readUInt16BE(0)] === 5) checkV5Properties(1, body);
-    } else if (type !== 8 && type !== 10 && type !== 14 && type !== 15) {
-      throw new ProtocolError(RC.PROTOCOL_ERROR, `a client may not send packet type ${type}`);
-    } else if (this.version === 5) {
-      checkV5Properties(type, body);
-    }
-    // CONNECT has a parser of its own: mqtt-packet takes the protocol version of a CONNECT it parsed as
-    // its setting for what follows, which a parser shared by the connections of one version must not.
-    const packet = this.parsers.parse(frame, type === 1 ? CONNECT_PARSER : this.version);
-    if (packet.cmd === 'connect') {
-      this.version = packet.protocolVersion ?? 4;
-      checkConnect(packet, frame);
-    } else if (packet.cmd === 'subscribe' || packet.cmd === 'unsubscribe') {
-      if (!packet.messageId) throw new ProtocolError(RC.PROTOCOL_ERROR, `${packet.cmd.toUpperCase()} with packet identifier 0`);
-      checkFilters(packet, frame);
-    }
-    return packet as InboundPacket;
-  }
-
-}
-
-const CONNECT_PARSER = 0;
-
-/**
- * mqtt-packet parsers shared by every connection of a broker, one per protocol version: each is handed
- * one complete frame at a time (framing.ts) and gives back its packet synchronously, so it holds nothing
- * between calls and a connection costs no parser of its own. A parser that failed on a frame, or took it
- * for incomplete, is replaced, so that nothing of one connection's bytes can reach another's packet.
- */
-export class SharedParsers {
-  private readonly parsers = new Map<number, ReturnType<typeof mqttPacket.parser>>();
-  private parsed: Packet | undefined;
-  private failed: Error | undefined;
-
-  parse(frame: Buffer, version: number): Packet {
-    let parser = this.parsers.get(version);
-    if (parser === undefined) {
-      parser = mqttPacket.parser({ protocolVersion: (version === CONNECT_PARSER ? 4 : version) as 3 | 4 | 5 });
-      parser.on('packet', (p: Packet) => (this.parsed = p));
-      parser.on('error', (e: Error) => (this.failed = e));
-      this.parsers.set(version, parser);
-    }
-    this.parsed = undefined;
-    this.failed = undefined;
-    parser.parse(frame);
-    const parsed = this.parsed as Packet | undefined;
-    const failed = this.failed as Error | undefined;
-    this.parsed = undefined;
-    this.failed = undefined;
-    if (failed !== undefined || parsed === undefined) this.parsers.delete(version);
-    if (failed !== undefined || parsed === undefined) {
-      throw new ProtocolError(RC.MALFORMED_PACKET, `malformed packet: ${failed?.message ?? 'incomplete'}`);
-    }
-    return parsed;
-  }
-}
-
-/** The protocol name and level of a CONNECT, checked before parsing (v3 and v5 answer differently). */
-function checkConnectHeader(body: Buffer): void {
-  if (body.length < 3) throw new ProtocolError(RC.MALFORMED_PACKET, 'CONNECT too short');
-  const nameLength = body.readUInt16BE(0);
-  const name = body.toString('latin1', 2, 2 + nameLength);
-  const level = body[2 + nameLength];
-  if (name !== 'MQTT' && name !== 'MQIsdp') throw new ProtocolError(RC.MALFORMED_PACKET, `unknown protocol name ${JSON.stringify(name)}`);
-  const ok = (name === 'MQIsdp' && level === 3) || (name === 'MQTT' && (level === 4 || level === 5));
-  if (!ok) throw new UnsupportedVersion(name, level ?? -1);
-}
-
-/** A CONNECT of a protocol level we do not speak: answered with CONNACK 0x01 (v3) / 0x84 (v5). */
-export class UnsupportedVersion extends Error {
-  override name = 'UnsupportedVersion';
-  constructor(
-    readonly protocolName: string,
-    readonly level: number,
-  ) {
-    super(`unsupported protocol ${protocolName} level ${level}`);
-  }
-}
-
-const REPLACEMENT = Buffer.from([0xef, 0xbf, 0xbd]);
-
-/**
- * mqtt-packet decodes strings leniently (invalid UTF-8 becomes U+FFFD). A string holding more U+FFFD than
- * the frame holds encoded U+FFFD sequences came from invalid UTF-8 (MQTT-1.5.4-1).
- */
-function checkStrings(frame: Buffer, strings: (string | undefined)[], what: string): void {
-  let replaced = 0;
-  for (const s of strings) {
-    if (s === undefined) continue;
-    if (s.includes('\u0000')) throw new ProtocolError(RC.MALFORMED_PACKET, `${what} contains U+0000`);
-    for (let i = s.indexOf('\ufffd'); i >= 0; i = s.indexOf('\ufffd', i + 1)) replaced += 1;
-  }
-  if (replaced === 0) return;
-  let present = 0;
-  for (let i = frame.indexOf(REPLACEMENT); i >= 0; i = frame.indexOf(REPLACEMENT, i + 3)) present += 1;
-  if (replaced > present) throw new ProtocolError(RC.MALFORMED_PACKET, `${what} is not valid UTF-8`);
-}
-
-function checkConnect(packet: IConnectPacket, frame: Buffer): void {
-  const will = packet.will;
-  if (will !== undefined && will !== null && (will.qos as number) > 2) throw new ProtocolError(RC.MALFORMED_PACKET, 'will QoS 3');
-  if (packet.password !== undefined && packet.username === undefined && packet.protocolVersion !== 5) {
-    // MQTT-3.1.2-22: v3.1.1 forbids a password without a user name.
-    throw new ProtocolError(RC.MALFORMED_PACKET, 'password flag without user name flag');
-  }
-  checkStrings(frame, [packet.clientId, packet.username, will?.topic], 'CONNECT');
-}
-
-function checkFilters(packet: ISubscribePacket | IUnsubscribePacket, frame: Buffer): void {
-  const filters = packet.cmd === 'subscribe' ? packet.subscriptions.map((s) => s.topic) : packet.unsubscriptions;
-  if (filters.length === 0) throw new ProtocolError(RC.PROTOCOL_ERROR, `${packet.cmd.toUpperCase()} without any topic filter`);
-  if (packet.cmd === 'subscribe') {
-    for (const s of packet.subscriptions) {
-      if ((s.qos as number) > 2) throw new ProtocolError(RC.MALFORMED_PACKET, 'SUBSCRIBE with QoS 3');
+    if (type >= 4 && type <= 7) return decodeAck(type as 4 | 5 | 6 | 7, header, data.subarray(bodyStart, end), this.version);
+    switch (type) {
+      case 1: {
+        if (this.sawConnect) throw new ProtocolError(RC.PROTOCOL_ERROR, 'a second CONNECT');
+        this.sawConnect = true;
+        const packet = decodeConnect(header, data, bodyStart, end);
+        this.version = packet.protocolVersion;
+        return packet;
+      }
+      case 8:
+        return decodeSubscribe(header, data, bodyStart, end, this.version);
+      case 10:
+        return decodeUnsubscribe(header, data, bodyStart, end, this.version);
+      case 14:
+        return decodeDisconnect(header, data, bodyStart, end, this.version);
+      case 15:
+        return decodeAuth(header, this.version);
+      default:
+        throw new ProtocolError(RC.PROTOCOL_ERROR, `a client may not send packet type ${type}`);
     }
   }
-  checkStrings(frame, filters, `${packet.cmd.toUpperCase()} topic filter`);
 }
 
 function decodeAck(type: 4 | 5 | 6 | 7, header: number, body: Buffer, version: number): AckPacket {

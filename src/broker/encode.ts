@@ -1,8 +1,8 @@
 /**
  * Encoding of every packet the broker sends (MQTT 3.1, 3.1.1 and 5), each into one Buffer.
  *
- * mqtt-packet decodes what clients send (decode.ts); the packets we send are few and simple, and writing
- * them here lets each be a single allocation that the outbox gathers, with no stream machinery per packet.
+ * The packets we send are few and simple: written here, each is a single allocation that the outbox
+ * gathers, with no stream machinery per packet.
  */
 import type { MessageProperties } from './message.js';
 

@@ -5,11 +5,11 @@
  * or the v3 return code a v3 client understands).
  */
 import { randomUUID } from 'node:crypto';
-import type { IConnectPacket } from 'mqtt-packet';
+import type { ConnectPacket } from '../decode-control.js';
 import type { Connection } from '../connection.js';
 import type { RefusalReason } from '../context.js';
 import { encodeConnack, Properties } from '../encode.js';
-import type { Message, MessageProperties, QoS } from '../message.js';
+import type { Message, MessageProperties } from '../message.js';
 import { TopicAliasesOut } from '../publish-encoder.js';
 import { CONNACK_V3, connackCodeV3, RC } from '../reason-codes.js';
 import { NEVER_EXPIRES } from '../sessions.js';
@@ -29,10 +29,10 @@ export type ConnectHooks = {
   cancelWill(clientId: string): void;
 };
 
-export function handleConnect(conn: Connection, packet: IConnectPacket, hooks: ConnectHooks): void {
+export function handleConnect(conn: Connection, packet: ConnectPacket, hooks: ConnectHooks): void {
   const { ctx } = conn;
   const { config } = ctx;
-  const version = (packet.protocolVersion ?? 4) as 3 | 4 | 5;
+  const version = packet.protocolVersion;
   conn.version = version;
   conn.state = 'authenticating';
   const v5 = version === 5;
@@ -40,11 +40,10 @@ export function handleConnect(conn: Connection, packet: IConnectPacket, hooks: C
 
   let expiry: number;
   if (v5) {
-    if (props.requestProblemInformation !== undefined && !props.requestProblemInformation) conn.problemInformation = false;
+    if (props.requestProblemInformation === false) conn.problemInformation = false;
     if (props.authenticationMethod !== undefined) {
       return refuse(conn, RC.BAD_AUTHENTICATION_METHOD, 'bad_authentication_method', `authentication method ${JSON.stringify(props.authenticationMethod)} is not supported (enhanced authentication is not available)`);
     }
-    if (props.receiveMaximum === 0 || props.maximumPacketSize === 0) throw new ProtocolError(RC.PROTOCOL_ERROR, 'Receive Maximum and Maximum Packet Size may not be 0');
     conn.sendWindow = props.receiveMaximum ?? 65_535;
     if (props.maximumPacketSize !== undefined) conn.maxPacketSizeOut = props.maximumPacketSize;
     if ((props.topicAliasMaximum ?? 0) > 0) conn.topicAliases = new TopicAliasesOut(props.topicAliasMaximum!);
@@ -67,7 +66,7 @@ export function handleConnect(conn: Connection, packet: IConnectPacket, hooks: C
   }
   conn.clientId = clientId;
 
-  let keepalive = packet.keepalive ?? 0;
+  let keepalive = packet.keepalive;
   let serverKeepAlive: number | undefined;
   if (config.maxKeepalive > 0 && (keepalive > config.maxKeepalive || (v5 && keepalive === 0))) {
     if (!v5) {
@@ -108,7 +107,7 @@ export function handleConnect(conn: Connection, packet: IConnectPacket, hooks: C
       }
       conn.username = result.username;
       if (ctx.closing) return refuse(conn, RC.SERVER_SHUTTING_DOWN, 'server_shutting_down', 'the broker is shutting down');
-      accept(conn, packet.clean === true, expiry, keepalive, { assigned, serverKeepAlive, will }, hooks);
+      accept(conn, packet.clean, expiry, keepalive, { assigned, serverKeepAlive, will }, hooks);
     },
     (err: unknown) => {
       ctx.logger.error({ clientId, err }, 'authentication failed unexpectedly');
@@ -117,20 +116,17 @@ export function handleConnect(conn: Connection, packet: IConnectPacket, hooks: C
   );
 }
 
-function willMessage(packet: IConnectPacket, clientId: string): Message {
+function willMessage(packet: ConnectPacket, clientId: string): Message {
   const w = packet.will!;
-  const message: Message = { topic: w.topic, payload: Buffer.from(w.payload as Buffer), qos: w.qos as QoS, retain: w.retain === true, origin: clientId };
+  const message: Message = { topic: w.topic, payload: w.payload, qos: w.qos, retain: w.retain, origin: clientId };
   const p = w.properties;
   if (p !== undefined) {
     const forwarded: MessageProperties = {};
-    if (p.payloadFormatIndicator !== undefined) forwarded.payloadFormatIndicator = Boolean(p.payloadFormatIndicator);
+    if (p.payloadFormatIndicator !== undefined) forwarded.payloadFormatIndicator = p.payloadFormatIndicator;
     if (p.contentType !== undefined) forwarded.contentType = p.contentType;
     if (p.responseTopic !== undefined) forwarded.responseTopic = p.responseTopic;
-    if (p.correlationData !== undefined) forwarded.correlationData = Buffer.from(p.correlationData);
-    // mqtt-packet groups a will's user properties by name; the order within each name is kept.
-    if (p.userProperties !== undefined) {
-      forwarded.userProperties = Object.entries(p.userProperties).flatMap(([name, v]) => (Array.isArray(v) ? v : [v]).map((value): [string, string] => [name, value]));
-    }
+    if (p.correlationData !== undefined) forwarded.correlationData = p.correlationData;
+    if (p.userProperties !== undefined) forwarded.userProperties = p.userProperties;
     if (Object.keys(forwarded).length > 0) message.properties = forwarded;
     // Counted from the will's publication (wills.ts): kept as an interval in ms until then.
     if (p.messageExpiryInterval !== undefined) message.expiresAt = p.messageExpiryInterval * 1000;

@@ -4,7 +4,7 @@
  * messages the retain handling option asks for (0: always, 1: only for a new subscription, 2: never;
  * none for a shared subscription).
  */
-import type { ISubscribePacket } from 'mqtt-packet';
+import type { SubscribePacket } from '../decode-control.js';
 import type { Connection } from '../connection.js';
 import { ProtocolError } from '../decode.js';
 import { encodeSubscriptionAck } from '../encode.js';
@@ -13,13 +13,11 @@ import { RC } from '../reason-codes.js';
 import type { StoredSubscription } from '../store/store.js';
 import { parseSharedFilter, topicFilterProblem } from '../topics.js';
 
-export function handleSubscribe(conn: Connection, packet: ISubscribePacket): void {
+export function handleSubscribe(conn: Connection, packet: SubscribePacket): void {
   const { ctx } = conn;
   const session = conn.session!;
   const v5 = conn.version === 5;
   const identifier = v5 ? packet.properties?.subscriptionIdentifier : undefined;
-  if (Array.isArray(identifier)) throw new ProtocolError(RC.PROTOCOL_ERROR, 'SUBSCRIBE with more than one subscription identifier');
-  if (identifier === 0) throw new ProtocolError(RC.PROTOCOL_ERROR, 'subscription identifier 0');
   const acl = conn.clientAcl();
   const codes: number[] = [];
   const retainedFor: StoredSubscription[] = [];
@@ -41,10 +39,10 @@ export function handleSubscribe(conn: Connection, packet: ISubscribePacket): voi
     }
     const sub: StoredSubscription = {
       filter,
-      qos: requested.qos as QoS,
-      noLocal: v5 && requested.nl === true,
-      retainAsPublished: v5 && requested.rap === true,
-      retainHandling: v5 ? ((requested.rh ?? 0) as 0 | 1 | 2) : 0,
+      qos: requested.qos,
+      noLocal: v5 && requested.nl,
+      retainAsPublished: v5 && requested.rap,
+      retainHandling: v5 ? requested.rh : 0,
     };
     if (identifier !== undefined) sub.identifier = identifier;
     const isNew = ctx.sessions.addSubscription(session, sub);
@@ -53,7 +51,7 @@ export function handleSubscribe(conn: Connection, packet: ISubscribePacket): voi
   }
   if (session.persistent) ctx.sessions.save(session);
   conn.ackAfterFlush(() => {
-    conn.send(encodeSubscriptionAck('suback', packet.messageId!, conn.version, codes));
+    conn.send(encodeSubscriptionAck('suback', packet.messageId, conn.version, codes));
     const now = Date.now();
     for (const sub of retainedFor) {
       for (const message of ctx.retained.match(sub.filter, now)) sendRetained(conn, message, sub, now);
