@@ -17,7 +17,7 @@ import { Broker, type BrokerObserver } from './broker/broker.js';
 import { startListener, listenerName, type ListenerEvents, type RunningListener } from './broker/listeners.js';
 import { TlsContext } from './tls/context.js';
 import { BrokerMetrics } from './ops/metrics.js';
-import { CertificateManager, type CertificateManagerOptions, type ServedCertificate } from './certs/manager.js';
+import type { CertificateManager, CertificateManagerOptions, ServedCertificate } from './certs/manager.js';
 import { startOpsServer } from './ops/http.js';
 import { serveCertificateFiles } from './certs/files.js';
 
@@ -207,6 +207,8 @@ export async function startBroker(config: Config, logger: Logger, options: Start
 
     const managed = config.listeners.filter((l) => isManagedListener(config, l));
     if (managed.length > 0) {
+      // Loaded only with ACME configured (the certbot store, renewal policy and issuing child).
+      const { CertificateManager } = await import('./certs/manager.js');
       manager = new CertificateManager(config.acme, logger, options.certificates);
       closers.push(() => manager?.stop());
       const contexts = managed.map((l) => new TlsContext(listenerName(l, true), tlsLog, { requireCertificate: l.requireCertificate }));

@@ -11,7 +11,6 @@
 import { createHash, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import bcrypt from 'bcryptjs';
 import type { Logger } from '../log.js';
 
 export type HashKind = 'sha512' | 'sha512-pbkdf2' | 'bcrypt';
@@ -72,6 +71,8 @@ async function verifyEntry(entry: Entry, password: Buffer): Promise<boolean> {
       // the same work so that the answer takes as long as any other.
       const text = password.toString('utf8');
       const exact = Buffer.from(text, 'utf8').equals(password);
+      // Loaded with the first bcrypt entry: most password files are mosquitto's $7$/$6$.
+      const { default: bcrypt } = await import('bcryptjs');
       const ok = await bcrypt.compare(text, entry.hash);
       return ok && exact;
     }
@@ -336,6 +337,7 @@ export async function hashPassword(
       if (!Number.isInteger(cost) || cost < 4 || cost > 31) throw new RangeError(`bcrypt cost must be 4..31, got ${cost}`);
       const text = bytes.toString('utf8');
       if (!Buffer.from(text, 'utf8').equals(bytes)) throw new RangeError('a bcrypt password must be valid UTF-8');
+      const { default: bcrypt } = await import('bcryptjs');
       return bcrypt.hash(text, cost);
     }
   }
