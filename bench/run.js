@@ -38,7 +38,7 @@ const window = num('BENCH_WINDOW', inflight === 0 ? 100 : inflight);
 // pauses or is descheduled for milliseconds does not starve the broker (bench/README.md, Flow control).
 const credit = num('BENCH_CREDIT', 100_000);
 // ... raised during the run to this many milliseconds of deliveries at the best rate seen (0: fixed).
-const creditMs = num('BENCH_CREDIT_MS', 250);
+const creditMs = num('BENCH_CREDIT_MS', 100);
 const batch = num('BENCH_BATCH', 32);
 const latencyRate = num('BENCH_LATENCY_RATE', quick ? 500 : 2000);
 const connectSeconds = num('BENCH_CONNECT_SECONDS', quick ? 1 : 4);

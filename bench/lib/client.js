@@ -31,7 +31,8 @@ export function openSocket(target, onread) {
 
 const noop = () => undefined;
 
-// Subscribers of throughput runs pause between reads (see coalesceReads).
+// Subscribers of throughput runs pause between reads (see coalesceReads), after a read smaller than this.
+const COALESCE_BELOW_BYTES = 4096;
 const pausedReaders = new Set();
 let resumeTimer = null;
 function resumeReaders() {
@@ -86,8 +87,9 @@ export class Client {
           this.flushScheduled = true;
           setImmediate(this.flush);
         }
-        if (this.coalesceReads > 0) {
+        if (this.coalesceReads > 0 && n < COALESCE_BELOW_BYTES) {
           // Leave the socket alone for a moment: the next read then takes many packets in one syscall.
+          // A read that already brought a batch (a broker that writes many packets at once) needs no pause.
           pausedReaders.add(this);
           if (resumeTimer === null) resumeTimer = setTimeout(resumeReaders, this.coalesceReads);
           return false;
