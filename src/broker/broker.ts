@@ -11,7 +11,7 @@ import type { AccessPolicy } from '../auth/policy.js';
 import type { Users } from '../auth/passwd.js';
 import { MessageBus } from './bus.js';
 import { Connection } from './connection.js';
-import type { BrokerContext, BrokerObserver } from './context.js';
+import type { BrokerContext, BrokerObserver, Drainable } from './context.js';
 import { createDispatcher } from './handlers/dispatch.js';
 import { BrokerStats } from './stats.js';
 import { SysTopics } from './sys-topics.js';
@@ -21,14 +21,13 @@ import { PublishEncoder } from './publish-encoder.js';
 import { RC } from './reason-codes.js';
 import { RetainedMessages } from './retained.js';
 import { SessionRegistry } from './sessions.js';
-import type { Session } from './session.js';
 import type { Store } from './store/store.js';
 import { SubscriptionIndex } from './subscriptions.js';
 import { Wills } from './wills.js';
 
 export type { BrokerObserver, RefusalReason } from './context.js';
 
-const NONE: Session[] = [];
+const NONE: Drainable[] = [];
 
 export interface BrokerDeps {
   config: Config;
@@ -152,8 +151,10 @@ export class Broker implements BrokerContext {
       if (session === undefined) continue;
       const qos = Math.min(message.qos, m.qos) as QoS;
       const retain = m.retainAsPublished && message.retain;
-      if (qos === 0) (session.link as Connection | undefined)?.sendQoS0(message, retain, m.subscriptionIds, now);
-      else {
+      if (qos === 0) {
+        const link = session.link as Connection | undefined;
+        if (link !== undefined && link.sendQoS0(message, retain, m.subscriptionIds, now) && link.outputCongested) this.congested.push(link);
+      } else {
         session.enqueue(message, qos, retain, m.subscriptionIds);
         if (session.congested) this.congested.push(session);
       }
@@ -161,10 +162,10 @@ export class Broker implements BrokerContext {
     return matches.length > 0;
   }
 
-  /** Sessions found congested by the last deliveries; the publishing connection takes them (takeCongested). */
-  private congested: Session[] = [];
+  /** Sessions and connections found congested by the last deliveries; the publisher takes them (takeCongested). */
+  private congested: Drainable[] = [];
 
-  takeCongested(): Session[] {
+  takeCongested(): Drainable[] {
     if (this.congested.length === 0) return NONE;
     const found = this.congested;
     this.congested = [];

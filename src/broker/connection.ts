@@ -6,7 +6,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { ClientAcl } from '../auth/acl.js';
-import type { BrokerContext } from './context.js';
+import type { BrokerContext, Drainable } from './context.js';
 import { ProtocolError, PacketDecoder, UnsupportedVersion, type InboundPacket } from './decode.js';
 import { encodeAck, encodeConnack, encodeDisconnect, type AckKind } from './encode.js';
 import { FrameReader, type FrameSink } from './framing.js';
@@ -19,7 +19,12 @@ import type { QueuedEntry, StoredWill } from './store/store.js';
 
 /** CONNECT carries at most five 2-byte-length strings (client id, will topic/payload, user, password) and properties. */
 const MAX_CONNECT_PACKET = 5 * (2 + 65_535) + 64 * 1024;
-/** QoS 0 messages to a client are dropped while this many bytes wait to be written to it. */
+/**
+ * Bytes waiting to be written to a client beyond which its publishers wait (QOS0_SOFT_BACKLOG) and beyond
+ * which QoS 0 messages to it are dropped (MAX_QOS0_BACKLOG): a subscriber that reads slowly slows its
+ * publishers for a moment, one that stopped reading does not hold the broker's memory.
+ */
+const QOS0_SOFT_BACKLOG = 4 * 1024 * 1024;
 const MAX_QOS0_BACKLOG = 16 * 1024 * 1024;
 /** Longest a publisher waits for congested subscribers before it is read again. */
 const CONGESTION_WAIT_MS = 5000;
@@ -32,7 +37,7 @@ function checkKeepalive(conn: Connection): void {
 
 export type PacketDispatcher = (conn: Connection, packet: InboundPacket) => void;
 
-export class Connection implements SessionLink, FrameSink {
+export class Connection implements SessionLink, FrameSink, Drainable {
   readonly outbox: Outbox;
   readonly frames: FrameReader;
   readonly decoder: PacketDecoder;
@@ -142,7 +147,7 @@ export class Connection implements SessionLink, FrameSink {
    * max_queued_messages while they are connected. Reading stops until they drained, for at most
    * CONGESTION_WAIT_MS (a subscriber that never reads must not stall its publishers for long).
    */
-  waitForSubscribers(sessions: Session[]): void {
+  waitForSubscribers(sessions: Drainable[]): void {
     if ((this.pausedFor & PAUSE.congestion) !== 0) return;
     this.pause('congestion');
     let left = sessions.length;
@@ -245,6 +250,30 @@ export class Connection implements SessionLink, FrameSink {
     return acl === undefined || acl.canReceive(topic);
   }
 
+  /** More than QOS0_SOFT_BACKLOG bytes wait to be written to this client. */
+  get outputCongested(): boolean {
+    return this.outbox.backlog > QOS0_SOFT_BACKLOG;
+  }
+
+  private drainWaiters: (() => void)[] | undefined;
+
+  /** Drainable: `fn` once what waits to be written to this client has gone to the kernel (or it closed). */
+  onDrained(fn: () => void): void {
+    if (this.state === 'closed') return fn();
+    if (this.drainWaiters === undefined) {
+      this.drainWaiters = [];
+      this.socket.once('drain', this.releaseDrainWaiters);
+    }
+    this.drainWaiters.push(fn);
+  }
+
+  private readonly releaseDrainWaiters = (): void => {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = undefined;
+    this.socket.off('drain', this.releaseDrainWaiters);
+    if (waiters !== undefined) for (const fn of waiters) fn();
+  };
+
   /** A QoS 0 delivery: false when skipped (ACL, expired, too large, backlog). */
   sendQoS0(message: Message, retain: boolean, subscriptionIds: number[] | undefined, now: number): boolean {
     if (this.state !== 'connected' || !this.mayReceive(message.topic) || isExpired(message, now)) return false;
@@ -321,6 +350,7 @@ export class Connection implements SessionLink, FrameSink {
   private closed(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.releaseDrainWaiters();
     clearTimeout(this.timer);
     clearTimeout(this.congestionTimer);
     this.timer = undefined;

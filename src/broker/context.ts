@@ -13,7 +13,11 @@ import type { RetainedMessages } from './retained.js';
 import type { WriteScheduler } from './outbox.js';
 import type { BrokerStats } from './stats.js';
 import type { Connection } from './connection.js';
-import type { Session } from './session.js';
+
+/** Something a publisher can wait for: a congested session or connection calls `fn` once it drained (or went away). */
+export interface Drainable {
+  onDrained(fn: () => void): void;
+}
 
 /** Why a connection was refused; also the label values of the refused-connections metric. */
 export type RefusalReason =
@@ -61,6 +65,9 @@ export interface BrokerContext {
    * whether any subscription matched); the caller waits for `store.flush()` before acknowledging.
    */
   publish(message: Message, done?: (matched: boolean) => void): void;
-  /** Connected sessions whose queues went past max_queued_messages in the publishes since the last call. */
-  takeCongested(): Session[];
+  /**
+   * What the publishes since the last call found congested: connected sessions whose queues went past
+   * max_queued_messages, connections with more than a few MiB unwritten. The publisher waits for them.
+   */
+  takeCongested(): Drainable[];
 }

@@ -35,6 +35,8 @@ export function handleConnect(conn: Connection, packet: ConnectPacket, hooks: Co
   const version = packet.protocolVersion;
   conn.version = version;
   conn.state = 'authenticating';
+  // Nothing more is read until CONNACK (the socket's own buffer holds what follows; started() resumes).
+  conn.socket.pause();
   const v5 = version === 5;
   const props = packet.properties ?? {};
 

@@ -79,6 +79,8 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
   ctx.stats.received(p.payload.length);
   if (qos === 0) {
     ctx.publish(message);
+    const congested = ctx.takeCongested();
+    if (congested.length > 0) conn.waitForSubscribers(congested);
     return;
   }
   try {
