@@ -3,13 +3,12 @@
  * persistence; retained messages and a persistent session's queued QoS 1 message survive the restart.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectMqtt, collectMessages, messagesDuring } from '../support/clients.js';
-import { PASSWD, spawnBroker, USERS, type SpawnedBroker } from '../support/broker.js';
-import { createTestPki, type TestPki } from '../support/tls.js';
+import { processBrokerConfig, spawnBroker, USERS, type SpawnedBroker } from '../support/broker.js';
+import type { TestPki } from '../support/tls.js';
 
 let dir: string;
 let pki: TestPki;
@@ -17,22 +16,7 @@ let configFile: string;
 const running: SpawnedBroker[] = [];
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mab-process-'));
-  pki = await createTestPki(dir);
-  const leaf = await pki.issue(['localhost', '127.0.0.1'], 'server');
-  await writeFile(join(dir, 'passwd'), PASSWD);
-  configFile = join(dir, 'config.json');
-  await writeFile(
-    configFile,
-    JSON.stringify({
-      listeners: [{ port: 0, host: '127.0.0.1', protocol: 'mqtt', certfile: leaf.certFile, keyfile: leaf.keyFile }],
-      passwordFile: join(dir, 'passwd'),
-      dataDir: join(dir, 'data'),
-      persistence: true,
-      logLevel: 'info',
-      ops: { port: -1 },
-    }),
-  );
+  ({ dir, pki, configFile } = await processBrokerConfig('mab-process-'));
 });
 
 afterAll(async () => {
