@@ -32,7 +32,7 @@ import type { Logger } from '../log.js';
 import type { AcmeTuning, PropagationTuning } from './acme.js';
 import type { TxtRecordHandle } from './dns/provider.js';
 import type { ChildMessage, DoneMessage, IssueRequest } from './issue-process.js';
-import { describeCertificate } from './certificate-info.js';
+import { describeCertificate } from '../x509/certificate-info.js';
 import { backoffDelay, nextCheckDelay, resolvePolicy, type RenewalPolicy } from './renewal.js';
 import { CertificateStore, assessLineage, lineageNameFor, type StoredLineage } from './store.js';
 

@@ -23,7 +23,7 @@ import { chmod, lstat, mkdir, readFile, readdir, readlink, unlink } from 'node:f
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { LETSENCRYPT_STAGING, type AcmeConfig, type CertKeyType } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { describeCertificate } from './certificate-info.js';
+import { describeCertificate } from '../x509/certificate-info.js';
 import { TEMP_FILE, replaceSymlink, writeFileAtomic } from '../atomic-file.js';
 import { isDue, isExpired, type RenewalPolicy } from './renewal.js';
 

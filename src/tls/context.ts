@@ -5,7 +5,7 @@
  */
 import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
 import { EventEmitter } from 'node:events';
-import { describeCertificate, type CertificateInfo } from '../certs/certificate-info.js';
+import { describeCertificate, type CertificateInfo } from '../x509/certificate-info.js';
 import type { Logger } from '../log.js';
 
 export interface TlsMaterial {
