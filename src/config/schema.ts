@@ -28,7 +28,19 @@ export interface ListenerConfig {
   requireCertificate: boolean;
   /** Serve a self-signed certificate generated once into `dataDir` (the zero-config default). */
   selfSigned: boolean;
+  /**
+   * mosquitto's `tls_version`: the lowest TLS version this listener accepts. Undefined = TLS 1.2 (Node's and
+   * mosquitto 2's default). `tlsv1` and `tlsv1.1` are an explicit opt-in for old clients (RFC 8996).
+   */
+  tlsVersion?: TlsVersion;
+  /** mosquitto's `ciphers`: the OpenSSL cipher list for TLS 1.2 and below. */
+  ciphers?: string;
+  /** mosquitto's `ciphers_tls1.3`: the TLS 1.3 cipher suites, colon-separated. */
+  ciphersTls13?: string;
 }
+
+export type TlsVersion = 'tlsv1' | 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3';
+export const TLS_VERSIONS: readonly TlsVersion[] = ['tlsv1', 'tlsv1.1', 'tlsv1.2', 'tlsv1.3'];
 
 /*
  * Invariants of a `Config` returned by `loadConfig()` (validated there, relied upon elsewhere):
