@@ -11,7 +11,7 @@ import type { Logger } from './log.js';
 import { AccessPolicy } from './auth/policy.js';
 import { loadPasswdFile } from './auth/passwd.js';
 import { loadAclFile } from './auth/acl.js';
-import { watchAndReload } from './auth/reloading.js';
+import { watchAndReload } from './files/watch.js';
 import { openStore } from './broker/store/open.js';
 import { Broker, type BrokerObserver } from './broker/broker.js';
 import { startListener, listenerName, type ListenerEvents, type RunningListener } from './broker/listeners.js';

@@ -15,8 +15,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../log.js';
-import { ensureDir } from './store.js';
-import { writeFileAtomic } from '../atomic-file.js';
+import { ensureDir } from './lineage-store.js';
+import { writeFileAtomic } from '../files/atomic.js';
 
 export interface AcmeAccount {
   /** certbot's account id. */

@@ -20,7 +20,7 @@ import type { Logger } from '../log.js';
 import { AccountStore, generateAccountKey, type AcmeAccount } from './account.js';
 import { challengeRecordName, DnsProviderError, type DnsProvider, type TxtRecordHandle } from './dns/provider.js';
 import { PropagationError, waitForTxt, type PropagationOptions } from './dns/propagation.js';
-import { CertificateStore, lineageNameFor, type StoredLineage } from './store.js';
+import { CertificateStore, lineageNameFor, type StoredLineage } from './lineage-store.js';
 
 export interface AcmeTuning {
   /** acme-client's HTTP retries on 5xx/429/network errors; default 3. */

@@ -3,7 +3,7 @@
  * validated and swapped in; a bad or half-written pair keeps the current one and says why.
  */
 import { readFile } from 'node:fs/promises';
-import { watchAndReload } from '../auth/reloading.js';
+import { watchAndReload } from '../files/watch.js';
 import type { Logger } from '../log.js';
 import type { TlsContext, TlsMaterial } from '../tls/context.js';
 

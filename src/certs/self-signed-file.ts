@@ -4,7 +4,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../atomic-file.js';
+import { writeFileAtomic } from '../files/atomic.js';
 
 /**
  * The zero-config certificate: made once, kept in `<dir>/cert.pem` + `<dir>/key.pem` and reused on later

@@ -12,7 +12,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
-import { writeFileAtomic } from '../atomic-file.js';
+import { writeFileAtomic } from '../files/atomic.js';
 import {
   DEFAULT_BCRYPT_COST,
   DEFAULT_PBKDF2_ITERATIONS,

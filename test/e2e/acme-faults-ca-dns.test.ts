@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { IssuedEvent } from '../../src/certs/manager.js';
-import { CertificateStore } from '../../src/certs/store.js';
+import { CertificateStore } from '../../src/certs/lineage-store.js';
 import { failFirstRenewal, nextEvent, startAcmeTestbed, type AcmeTestbed, type FailedRenewal } from '../support/pebble.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

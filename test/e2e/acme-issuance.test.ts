@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LETSENCRYPT_STAGING } from '../../src/config/schema.js';
 import type { ServedCertificate } from '../../src/certs/manager.js';
-import { CertificateStore, parseConfigObj } from '../../src/certs/store.js';
+import { CertificateStore, parseConfigObj } from '../../src/certs/lineage-store.js';
 import { serverPath } from '../../src/certs/account.js';
 import { createTestPki } from '../support/tls.js';
 import { nextEvent, startAcmeTestbed, writeCertbotStyleLineage, type AcmeTestbed } from '../support/pebble.js';

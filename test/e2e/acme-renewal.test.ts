@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FailedEvent, IssuedEvent, ServedCertificate } from '../../src/certs/manager.js';
-import { CertificateStore, type StoredLineage } from '../../src/certs/store.js';
+import { CertificateStore, type StoredLineage } from '../../src/certs/lineage-store.js';
 import { nextEvent, startAcmeTestbed, writeCertbotStyleLineage, type AcmeTestbed } from '../support/pebble.js';
 
 function expectConsistent(l: StoredLineage | undefined): asserts l is StoredLineage {

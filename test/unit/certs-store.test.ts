@@ -17,7 +17,7 @@ import {
   sameDirectoryUrl,
   type CertificateFiles,
   type RenewalInfo,
-} from '../../src/certs/store.js';
+} from '../../src/certs/lineage-store.js';
 
 const DAY = 86_400_000;
 const RENEWAL: RenewalInfo = { server: 'https://127.0.0.1:14000/dir', account: '0123456789abcdef0123456789abcdef', keyType: 'ecdsa-p256', reuseKey: false };

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/log.js';
 import { loadPasswdFile, type Users } from '../../src/auth/passwd.js';
-import { watchAndReload, type Reloader } from '../../src/auth/reloading.js';
+import { watchAndReload, type Reloader } from '../../src/files/watch.js';
 import { tempDirs } from '../support/temp-dirs.js';
 
 const CAM = 'cam:$7$101$0eyo1LK2tTCkVyoE$TfD+UAkPpXvqGbA1d0owxs3bAfGUY7jCKfITOwTk3Or6LAiHgKPAC4ABTZO9xtw478xwXp1iy9HLT0J0Nx2pBg==\n';

@@ -24,7 +24,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { LETSENCRYPT_STAGING, type AcmeConfig, type CertKeyType } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { describeCertificate } from '../x509/certificate-info.js';
-import { TEMP_FILE, replaceSymlink, writeFileAtomic } from '../atomic-file.js';
+import { TEMP_FILE, replaceSymlink, writeFileAtomic } from '../files/atomic.js';
 import { isDue, isExpired, type RenewalPolicy } from './renewal.js';
 
 export const KINDS = ['cert', 'chain', 'fullchain', 'privkey'] as const;
