@@ -9,14 +9,14 @@
  * e.g. accounts/acme-v02.api.letsencrypt.org/directory/0123abcd.../. ID is certbot's: the MD5 (hex) of the
  * public key's SubjectPublicKeyInfo PEM. New keys are RSA 2048 like certbot's. Directories 0700.
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPair, type JsonWebKey } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, type JsonWebKey } from 'node:crypto';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Logger } from '../log.js';
-import { ensureDir } from './lineage-store.js';
 import { writeFileAtomic } from '../files/atomic.js';
+import { ensureDir } from '../files/directory.js';
+import { generatePrivateKey } from './private-key.js';
 
 export interface AcmeAccount {
   /** certbot's account id. */
@@ -43,9 +43,9 @@ export function certbotAccountId(keyPem: string): string {
   return createHash('md5').update(spki).digest('hex');
 }
 
-export async function generateAccountKey(): Promise<string> {
-  const { privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
-  return privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+/** A new account key: RSA 2048, as certbot makes them. */
+export function generateAccountKey(): Promise<string> {
+  return generatePrivateKey('rsa-2048');
 }
 
 export class AccountStore {

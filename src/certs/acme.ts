@@ -8,12 +8,11 @@
  *
  * Runs in the issuing child process (issue-process.ts), which is the only place the Cloudflare SDK is loaded.
  */
-import { createPrivateKey, generateKeyPair } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
 import { Agent, request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import * as acme from 'acme-client';
 import type { AcmeConfig, CertKeyType } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -21,6 +20,7 @@ import { AccountStore, generateAccountKey, type AcmeAccount } from './account.js
 import { challengeRecordName, DnsProviderError, type DnsProvider, type TxtRecordHandle } from './dns/provider.js';
 import { PropagationError, waitForTxt, type PropagationOptions } from './dns/propagation.js';
 import { CertificateStore, lineageNameFor, type StoredLineage } from './lineage-store.js';
+import { generatePrivateKey } from './private-key.js';
 
 export interface AcmeTuning {
   /** acme-client's HTTP retries on 5xx/429/network errors; default 3. */
@@ -156,13 +156,9 @@ function translateAcmeError(err: unknown, stage: IssueStage, directoryUrl: strin
   return new IssueError(`ACME ${what[stage]} failed at ${directoryUrl}: ${detail}`, stage, { cause: err });
 }
 
-export async function generateCertificateKey(keyType: CertKeyType): Promise<string> {
-  const gen = promisify(generateKeyPair);
-  const { privateKey } =
-    keyType === 'ecdsa-p256'
-      ? await gen('ec', { namedCurve: 'P-256' })
-      : await gen('rsa', { modulusLength: keyType === 'rsa-4096' ? 4096 : 2048 });
-  return privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+/** The name an authorization is for, as configured: ACME reports a wildcard's base name and a flag. */
+function authorizationName(authz: acme.Authorization): string {
+  return `${authz.wildcard ? '*.' : ''}${authz.identifier.value}`;
 }
 
 function splitChain(fullchain: string): { cert: string; chain: string; fullchain: string } {
@@ -219,7 +215,7 @@ export async function obtainCertificate(opts: ObtainOptions): Promise<ObtainResu
 
     // Certificate key and CSR.
     const reuse = config.reuseKey && previous !== undefined && previous.keyMatches;
-    const keyPem = reuse ? previous.privkey : await generateCertificateKey(config.keyType);
+    const keyPem = reuse ? previous.privkey : await generatePrivateKey(config.keyType);
     const commonName = config.domains[0] && config.domains[0].length <= 64 ? config.domains[0] : undefined;
     const [, csr] = await acme.crypto.createCsr({ altNames: [...config.domains], ...(commonName ? { commonName } : {}) }, keyPem);
 
@@ -230,7 +226,7 @@ export async function obtainCertificate(opts: ObtainOptions): Promise<ObtainResu
 
     const pending: { authz: acme.Authorization; challenge: acme.Authorization['challenges'][number]; record: string; value: string }[] = [];
     for (const authz of authorizations) {
-      const identifier = `${authz.wildcard ? '*.' : ''}${authz.identifier.value}`;
+      const identifier = authorizationName(authz);
       if (authz.status === 'valid') {
         log.info({ identifier }, 'authorization already valid');
         continue;
@@ -249,7 +245,7 @@ export async function obtainCertificate(opts: ObtainOptions): Promise<ObtainResu
         const handle = await provider.createTxt(p.record, p.value);
         created.push(handle);
         opts.onRecord?.('created', handle);
-        log.info({ record: p.record, identifier: `${p.authz.wildcard ? '*.' : ''}${p.authz.identifier.value}` }, 'TXT record created');
+        log.info({ record: p.record, identifier: authorizationName(p.authz) }, 'TXT record created');
       }
       if (pending.length > 0) {
         stage = 'propagation';
@@ -274,7 +270,7 @@ export async function obtainCertificate(opts: ObtainOptions): Promise<ObtainResu
         stage = 'validation';
         await Promise.all(
           pending.map(async (p) => {
-            const identifier = `${p.authz.wildcard ? '*.' : ''}${p.authz.identifier.value}`;
+            const identifier = authorizationName(p.authz);
             await client.completeChallenge(p.challenge);
             completed.add(p.challenge.url);
             try {

@@ -34,7 +34,8 @@ import type { TxtRecordHandle } from './dns/provider.js';
 import type { ChildMessage, DoneMessage, IssueRequest } from './issue-process.js';
 import { describeCertificate } from '../x509/certificate-info.js';
 import { backoffDelay, nextCheckDelay, resolvePolicy, type RenewalPolicy } from './renewal.js';
-import { CertificateStore, assessLineage, lineageNameFor, type StoredLineage } from './lineage-store.js';
+import { assessLineage } from './lineage-assessment.js';
+import { CertificateStore, lineageNameFor, type StoredLineage } from './lineage-store.js';
 
 export interface ServedCertificate {
   /** Leaf + intermediates (fullchain.pem). */

@@ -1,10 +1,18 @@
 /**
  * The zero-config TLS identity: a self-signed certificate kept in the data directory.
  */
-import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../files/atomic.js';
+import { ensureDir } from '../files/directory.js';
+import { readText } from '../files/read.js';
+import { describeCertificate } from '../x509/certificate-info.js';
+import { checkKeyPair } from '../x509/key-pair.js';
+
+const KEY_PAIR_PROBLEM = {
+  'no-certificate': 'cert.pem does not hold a certificate',
+  'no-key': 'key.pem does not hold a private key',
+  mismatch: 'key does not match certificate',
+} as const;
 
 /**
  * The zero-config certificate: made once, kept in `<dir>/cert.pem` + `<dir>/key.pem` and reused on later
@@ -19,10 +27,10 @@ export async function loadOrCreateSelfSigned(
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
   try {
-    const [cert, key] = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);
-    const x = new X509Certificate(cert);
-    if (!x.checkPrivateKey(createPrivateKey(key))) throw new Error('key does not match certificate');
-    const notAfter = new Date(x.validTo);
+    const [cert, key] = await Promise.all([readText(certFile, 'self-signed certificate'), readText(keyFile, 'self-signed key')]);
+    const pair = checkKeyPair(cert, key);
+    if (pair !== 'matches') throw new Error(KEY_PAIR_PROBLEM[pair]);
+    const { notAfter } = describeCertificate(cert);
     if (notAfter.getTime() - Date.now() > 30 * 86_400_000) {
       return { cert, key, certFile, keyFile, created: false };
     }
@@ -31,8 +39,9 @@ export async function loadOrCreateSelfSigned(
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT') logger.warn({ certFile, reason: (err as Error).message }, 'self-signed certificate unusable; making a new one');
   }
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  // The X.509 toolkit (~10 MB of RSS) is loaded only to make a certificate, never to reuse one.
+  await ensureDir(dir);
+  // @peculiar/x509 (with reflect-metadata) is imported only to make a certificate: it is large, and a start
+  // that reuses the stored certificate does not need it.
   const { createCertificate } = await import('./self-signed.js');
   const made = await createCertificate({ commonName: names[0] ?? 'localhost', altNames: names, validDays: 825 });
   await writeFileAtomic(keyFile, made.key, { mode: 0o600 });

@@ -3,7 +3,6 @@
  * CAs and leaf certificates. Uses WebCrypto through @peculiar/x509; keys are ECDSA P-256 by default.
  */
 import { webcrypto, createPrivateKey } from 'node:crypto';
-export { describeCertificate } from '../x509/certificate-info.js';
 import { isIP } from 'node:net';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';

@@ -1,14 +1,26 @@
 /**
  * Crash-safe file replacement, for everything the broker writes (certificates, accounts, passwd files):
  * write a temp file beside the target, fsync it, rename it over the target, fsync the directory. A crash at
- * any point leaves either the old file or the new one, plus at most a temp file that TEMP_FILE matches.
+ * any point leaves either the old file or the new one, plus at most a temp file that TEMP_FILE matches and
+ * removeTemporaries deletes. Symlinks are replaced the same way (a temp link renamed over the old one).
  */
 import { randomBytes } from 'node:crypto';
-import { chown, open, realpath, rename, stat, symlink, unlink } from 'node:fs/promises';
+import { chown, open, readdir, realpath, rename, stat, symlink, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Names of the temp files made here (`.NAME.tmp-PID-HEX`), for clean-up of ones a crash left behind. */
-export const TEMP_FILE = /^\..+\.tmp-\d+-[0-9a-f]+$/;
+const TEMP_FILE = /^\..+\.tmp-\d+-[0-9a-f]+$/;
+
+/** Remove the temp files a crash left behind in `dir` (best effort: a missing directory has none). */
+export async function removeTemporaries(dir: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(entries.filter((e) => TEMP_FILE.test(e)).map((e) => unlink(join(dir, e)).catch(() => undefined)));
+}
 
 function tempName(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);

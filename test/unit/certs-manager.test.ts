@@ -8,7 +8,8 @@ import { defaultConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 import { CertificateManager, defaultIssueScriptPath, type Clock } from '../../src/certs/manager.js';
 import { createCertificate } from '../../src/certs/self-signed.js';
-import { CertificateStore, type CertificateFiles } from '../../src/certs/lineage-store.js';
+import type { CertificateFiles } from '../../src/certs/lineage-files.js';
+import { CertificateStore } from '../../src/certs/lineage-store.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

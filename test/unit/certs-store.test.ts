@@ -8,16 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING } from '../../src/config/schema.js';
 import { AccountStore, certbotAccountId, generateAccountKey, serverPath } from '../../src/certs/account.js';
 import { createCertificate, type IssuedCertificate } from '../../src/certs/self-signed.js';
-import {
-  CertificateStore,
-  assessLineage,
-  lineageNameFor,
-  nameCovered,
-  parseConfigObj,
-  sameDirectoryUrl,
-  type CertificateFiles,
-  type RenewalInfo,
-} from '../../src/certs/lineage-store.js';
+import { assessLineage, sameDirectoryUrl } from '../../src/certs/lineage-assessment.js';
+import { checkLineageFiles, type CertificateFiles } from '../../src/certs/lineage-files.js';
+import { CertificateStore, lineageNameFor } from '../../src/certs/lineage-store.js';
+import { parseConfigObj, type RenewalInfo } from '../../src/certs/renewal-conf.js';
+import { nameCovered, normalizeDnsName, withoutWildcard } from '../../src/x509/dns-name.js';
 
 const DAY = 86_400_000;
 const RENEWAL: RenewalInfo = { server: 'https://127.0.0.1:14000/dir', account: '0123456789abcdef0123456789abcdef', keyType: 'ecdsa-p256', reuseKey: false };
@@ -61,9 +56,38 @@ describe('lineage names and matching', () => {
     expect(nameCovered(['mqtt.example.com'], '*.example.com')).toBe(false);
   });
 
+  it('normalizes DNS names one way: trimmed, lower case, no trailing dot, a wildcard kept until asked', () => {
+    expect(normalizeDnsName(' MQTT.Example.COM. ')).toBe('mqtt.example.com');
+    expect(normalizeDnsName('*.Example.com')).toBe('*.example.com');
+    expect(withoutWildcard('*.example.com')).toBe('example.com');
+    expect(withoutWildcard('mqtt.example.com')).toBe('mqtt.example.com');
+    expect(withoutWildcard('a.*.example.com')).toBe('a.*.example.com');
+  });
+
   it('compares directory URLs ignoring a trailing slash and host case only', () => {
     expect(sameDirectoryUrl('https://ACME.example/dir/', 'https://acme.example/dir')).toBe(true);
     expect(sameDirectoryUrl(LETSENCRYPT_STAGING, LETSENCRYPT_PRODUCTION)).toBe(false);
+  });
+});
+
+describe('the four files of a lineage', () => {
+  it('a usable set: the key is the certificate\u2019s and fullchain starts with cert (line wrapping aside)', async () => {
+    const files = await lineageFiles();
+    expect(checkLineageFiles(files)).toEqual({ keyMatches: true, wellFormed: true });
+    const body = files.cert.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
+    const rewrapped = `-----BEGIN CERTIFICATE-----\n${body.match(/.{1,76}/g)?.join('\n')}\n-----END CERTIFICATE-----\n`;
+    expect(checkLineageFiles({ ...files, fullchain: rewrapped + files.chain })).toEqual({ keyMatches: true, wellFormed: true });
+  });
+
+  it('names the first problem; only a wrong key leaves the set well formed', async () => {
+    const files = await lineageFiles();
+    const other = await lineageFiles();
+    expect(checkLineageFiles({ ...files, privkey: other.privkey })).toEqual({ reason: 'the private key does not belong to the certificate', keyMatches: false, wellFormed: true });
+    expect(checkLineageFiles({ ...files, fullchain: files.chain + files.cert })).toEqual({ reason: 'fullchain.pem does not start with cert.pem', keyMatches: true, wellFormed: false });
+    expect(checkLineageFiles({ ...files, fullchain: other.fullchain, privkey: other.privkey })).toMatchObject({ reason: 'fullchain.pem does not start with cert.pem', wellFormed: false });
+    expect(checkLineageFiles({ ...files, fullchain: '' })).toMatchObject({ reason: 'fullchain.pem does not start with cert.pem' });
+    expect(checkLineageFiles({ ...files, cert: 'garbage' })).toEqual({ reason: 'cert.pem does not hold a certificate', keyMatches: false, wellFormed: false });
+    expect(checkLineageFiles({ ...files, privkey: files.cert })).toEqual({ reason: 'privkey.pem does not hold a private key', keyMatches: false, wellFormed: false });
   });
 });
 
@@ -286,6 +310,16 @@ describe('reading lineages we did not write', () => {
     expect(read?.keyMatches).toBe(false);
     expect(assessLineage(read!, { domains: ['example.test'], directoryUrl: RENEWAL.server }, Date.now()).reasons).toContain('its private key does not match the certificate');
     expect(await new CertificateStore(dir).read('other.test')).toBeUndefined();
+  });
+
+  it('returns nothing for a plain live directory whose fullchain is not the certificate\u2019s', async () => {
+    const dir = await freshDir();
+    const a = await lineageFiles();
+    const b = await lineageFiles();
+    await mkdir(join(dir, 'live', 'example.test'), { recursive: true });
+    for (const kind of ['cert', 'chain', 'privkey'] as const) await writeFile(join(dir, 'live', 'example.test', `${kind}.pem`), a[kind]);
+    await writeFile(join(dir, 'live', 'example.test', 'fullchain.pem'), b.fullchain);
+    expect(await new CertificateStore(dir).read('example.test')).toBeUndefined();
   });
 });
 

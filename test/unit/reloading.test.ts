@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/log.js';
 import { loadPasswdFile, type Users } from '../../src/auth/passwd.js';
+import { FileReadError, readBytes, readIfExists, readText, strerror } from '../../src/files/read.js';
 import { watchAndReload, type Reloader } from '../../src/files/watch.js';
 import { tempDirs } from '../support/temp-dirs.js';
 
@@ -190,5 +191,55 @@ describe('watchAndReload', () => {
     const warning = lines.find((l) => l.level === 'warn');
     expect(warning?.file).toBe(file);
     expect(warning?.reason).toMatch(/ENOENT/);
+  });
+});
+
+describe('reading a file a user names', () => {
+  it('reads text and bytes as they are', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mab-read-'));
+    await writeFile(join(dir, 'passwd'), CAM);
+    expect(await readText(join(dir, 'passwd'), 'password file')).toBe(CAM);
+    expect(await readBytes(join(dir, 'passwd'), 'password file')).toEqual(Buffer.from(CAM));
+  });
+
+  it('says which file could not be read, why (the error code) and what to do', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mab-read-'));
+    await writeFile(join(dir, 'plain'), 'x');
+    const failure = async (path: string): Promise<FileReadError> => {
+      const err = await readText(path, 'password file').then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FileReadError);
+      return err as FileReadError;
+    };
+    const missing = await failure(join(dir, 'absent'));
+    expect(missing.message).toBe(`cannot read the password file ${join(dir, 'absent')} (ENOENT); there is no such file; check the path`);
+    expect(missing).toMatchObject({ path: join(dir, 'absent'), what: 'password file', code: 'ENOENT' });
+    expect((await failure(dir)).message).toBe(`cannot read the password file ${dir} (EISDIR); it is a directory; name the file in it`);
+    expect((await failure(join(dir, 'plain', 'passwd'))).message).toMatch(/\(ENOTDIR\); a part of the path is not a directory; check the path$/);
+    await expect(readBytes(join(dir, 'absent.pem'), 'certfile')).rejects.toThrow(`cannot read the certfile ${join(dir, 'absent.pem')} (ENOENT)`);
+  });
+
+  it('a reloader given such an error names the file from it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mab-read-'));
+    const file = join(dir, 'acl');
+    const { logger, lines } = capture();
+    const reloader = watchAndReload({ files: [join(dir, 'other')], load: () => readText(file, 'ACL file'), onLoad: () => undefined, logger, what: 'ACL', pollMs: 0 });
+    open.push(reloader);
+    expect(await reloader.reload()).toBe(false);
+    expect(lines.find((l) => l.level === 'warn')).toMatchObject({ file, reason: expect.stringMatching(/^cannot read the ACL file .* \(ENOENT\); there is no such file/) as unknown });
+  });
+
+  it('reads a file that may be absent as undefined, and still fails on other errors', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mab-read-'));
+    await writeFile(join(dir, 'plain'), 'x');
+    expect(await readIfExists(join(dir, 'plain'))).toBe('x');
+    expect(await readIfExists(join(dir, 'absent'))).toBeUndefined();
+    expect(await readIfExists(join(dir, 'plain', 'below'))).toBeUndefined();
+    await expect(readIfExists(dir)).rejects.toMatchObject({ code: 'EISDIR' });
+  });
+
+  it('words error codes as the C library does (mosquitto_passwd prints them), else the error\u2019s own message', () => {
+    expect(strerror(Object.assign(new Error('x'), { code: 'ENOENT' }))).toBe('No such file or directory');
+    expect(strerror(Object.assign(new Error('x'), { code: 'EACCES' }))).toBe('Permission denied');
+    expect(strerror(Object.assign(new Error('disk on fire'), { code: 'EWHATEVER' }))).toBe('disk on fire');
   });
 });
