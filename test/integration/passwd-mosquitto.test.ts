@@ -63,6 +63,35 @@ describe.skipIf(!available)(`interop with mosquitto 2.0.11${why}`, () => {
       expect(await users.verify('many', 'pw-7')).toBe(false);
     });
 
+    it('mosquitto_passwd and our passwd edit the same file in turn, each keeping and changing the other\'s entries', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'mab-interop-'));
+      const file = join(dir, 'passwd');
+      const theirs = async (argv: string[]): Promise<void> => {
+        const r = await run('mosquitto_passwd', argv);
+        expect(r, `mosquitto_passwd ${argv.join(' ')}`).toMatchObject({ code: 0, stderr: '' });
+      };
+      await writeFile(file, 'plain:pw-plain\n');
+      await ourPasswd(['-U', file]);
+      await theirs(['-b', file, 'm1', 'pw-m1']);
+      await ourPasswd(['-b', file, 'o1', 'pw-o1']);
+      await theirs(['-H', 'sha512', '-b', file, 'm2', 'pw m2']);
+      await ourPasswd(['-H', 'sha512', '-I', '1000', '-b', file, 'o2', 'pw-o2']);
+      await ourPasswd(['-b', file, 'm1', 'pw-m1-new']);
+      await theirs(['-b', file, 'o1', 'pw-o1-new']);
+      await theirs(['-D', file, 'o2']);
+      await ourPasswd(['-D', file, 'm2']);
+      const text = await readFile(file, 'utf8');
+      expect(text.split('\n').map((l) => l.split(':')[0])).toEqual(['plain', 'm1', 'o1', '']);
+      const { users, warnings } = parsePasswd(text, file);
+      expect(warnings).toEqual([]);
+      expect(await users.verify('plain', 'pw-plain')).toBe(true);
+      expect(await users.verify('m1', 'pw-m1-new')).toBe(true);
+      expect(await users.verify('o1', 'pw-o1-new')).toBe(true);
+      expect(await users.verify('m1', 'pw-m1')).toBe(false);
+      expect(await users.verify('o1', 'pw-o1')).toBe(false);
+      expect(users.has('m2') || users.has('o2')).toBe(false);
+    });
+
     describe('a file written by our passwd command, served by mosquitto', () => {
       let mosq: RunningMosquitto;
       beforeAll(async () => {
