@@ -9,7 +9,9 @@ ARG NODE_MAJOR=22
 FROM node:${NODE_MAJOR}-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# --ignore-scripts: package.json's `prepare` builds, and src/ is not here yet (it is copied after the install,
+# so that editing the code does not invalidate the cached dependency layer); the build runs just below.
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
@@ -23,7 +25,9 @@ ENV NODE_ENV=production \
     DATA_DIR=/mosquitto/data
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund \
+# --ignore-scripts: `prepare` would run tsc, which is a dev dependency (dist comes from the build stage). The
+# one native module, classic-level, needs no install script: it loads its prebuilt binary when required.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
     && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # The paths of the mosquitto image, owned by the user the broker runs as (node, uid/gid 1000). The code in
@@ -33,11 +37,11 @@ RUN mkdir -p /mosquitto/conf /mosquitto/data /etc/letsencrypt \
 USER node
 # Certificates in certbot's layout, and the broker's state (sessions, retained messages, self-signed cert).
 VOLUME ["/etc/letsencrypt", "/mosquitto/data"]
-# 8883: MQTT over TLS. 9090: /healthz, /readyz, /metrics (OPS_PORT).
-EXPOSE 8883 9090
+# 8883: MQTT over TLS. 9883: /healthz, /readyz, /metrics (OPS_PORT; not 9090, Prometheus' own port).
+EXPOSE 8883 9883
 # Node itself makes the request: slim images have no curl or wget.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.OPS_PORT||9090)+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+    CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.OPS_PORT||9883)+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # The broker closes listeners, disconnects clients and flushes persistence within 10 s of SIGTERM.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "/app/dist/cli.js"]

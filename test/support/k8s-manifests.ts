@@ -1,7 +1,7 @@
 /**
  * Loads the manifests in k8s/ for the offline checks: the YAML files as they are, and the objects that
  * `kubectl apply -k k8s/` would send, rendered here from kustomization.yaml (resources, namespace,
- * configMapGenerator) so that every check runs without kubectl; a test compares this rendering with
+ * configMapGenerator, images) so that every check runs without kubectl; a test compares this rendering with
  * `kubectl kustomize` where a kubectl exists.
  */
 import { spawnSync } from 'node:child_process';
@@ -66,12 +66,60 @@ export interface Kustomization {
   resources?: string[];
   configMapGenerator?: Array<{ name: string; files?: string[]; literals?: string[] }>;
   generatorOptions?: { disableNameSuffixHash?: boolean };
+  images?: KustomizeImage[];
   [key: string]: unknown;
 }
 
+/** An `images:` entry: containers whose image is `name` (with any tag or digest) get the new name/tag/digest. */
+export interface KustomizeImage {
+  name: string;
+  newName?: string;
+  newTag?: string;
+  digest?: string;
+}
+
 const SUPPORTED_KUSTOMIZATION_KEYS = new Set([
-  'apiVersion', 'kind', 'namespace', 'resources', 'configMapGenerator', 'generatorOptions',
+  'apiVersion', 'kind', 'namespace', 'resources', 'configMapGenerator', 'generatorOptions', 'images',
 ]);
+
+/** An image reference split into its name and its `:tag` / `@digest` suffix. */
+export function splitImage(image: string): { name: string; tag?: string; digest?: string } {
+  const at = image.indexOf('@');
+  const digest = at >= 0 ? image.slice(at + 1) : undefined;
+  const rest = at >= 0 ? image.slice(0, at) : image;
+  const colon = rest.lastIndexOf(':');
+  const hasTag = colon > rest.lastIndexOf('/');
+  return {
+    name: hasTag ? rest.slice(0, colon) : rest,
+    ...(hasTag ? { tag: rest.slice(colon + 1) } : {}),
+    ...(digest === undefined ? {} : { digest }),
+  };
+}
+
+/** kustomize's image transformer, for the containers and init containers of any pod template or pod. */
+function transformImages(value: unknown, images: readonly KustomizeImage[]): void {
+  if (Array.isArray(value)) {
+    for (const v of value) transformImages(v, images);
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
+    if ((key === 'containers' || key === 'initContainers') && Array.isArray(child)) {
+      for (const container of child as Array<{ image?: unknown }>) {
+        if (typeof container.image !== 'string') continue;
+        const current = splitImage(container.image);
+        const rule = images.find((i) => i.name === current.name);
+        if (rule === undefined) continue;
+        const name = rule.newName ?? current.name;
+        const tag = rule.newTag ?? (rule.digest === undefined ? current.tag : undefined);
+        const digest = rule.digest ?? (rule.newTag === undefined ? current.digest : undefined);
+        container.image = `${name}${tag === undefined ? '' : `:${tag}`}${digest === undefined ? '' : `@${digest}`}`;
+      }
+    } else {
+      transformImages(child, images);
+    }
+  }
+}
 
 export function loadKustomization(): Kustomization {
   const [doc, ...rest] = parseYamlDocuments(readFileSync(join(K8S_DIR, 'kustomization.yaml'), 'utf8'), 'kustomization');
@@ -111,6 +159,7 @@ export function renderKustomization(): K8sObject[] {
   if (k.namespace !== undefined) {
     for (const o of objects) if (!CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
   }
+  if (k.images !== undefined) transformImages(objects, k.images);
   return objects;
 }
 
@@ -131,8 +180,9 @@ export function findKubectl(): string | undefined {
   return undefined;
 }
 
-export function kubectlKustomize(kubectl: string): K8sObject[] {
-  const run = spawnSync(kubectl, ['kustomize', K8S_DIR], { encoding: 'utf8', timeout: 60_000 });
+/** `kubectl kustomize DIR` (default: k8s/), parsed. */
+export function kubectlKustomize(kubectl: string, dir = K8S_DIR): K8sObject[] {
+  const run = spawnSync(kubectl, ['kustomize', dir], { encoding: 'utf8', timeout: 60_000 });
   if (run.error) throw run.error;
   if (run.status !== 0) throw new Error(`kubectl kustomize failed (${run.status}): ${run.stderr}`);
   return parseYamlDocuments(run.stdout, 'kubectl kustomize').map((d) => asObject(d, 'kubectl kustomize'));
@@ -159,4 +209,26 @@ export function quantity(value: string | number): number {
   const factor = factors[m[2]!];
   if (factor === undefined) throw new Error(`unknown quantity suffix in ${value}`);
   return Number(m[1]) * factor;
+}
+
+/**
+ * A file of k8s/ with its LEGACY block switched on: the comment lines right after the line holding
+ * `LEGACY` that are commented-out content (`# listener 8884`, `#   port: 8884`), uncommented. Explanatory
+ * comment lines (`# TLS 1.0 ...`) stay; they are recognised by `isContent`.
+ */
+export function withLegacyBlock(text: string, isContent: (uncommented: string) => boolean): string {
+  const lines = text.split('\n');
+  const marker = lines.findIndex((l) => l.includes('LEGACY'));
+  if (marker < 0) throw new Error('no LEGACY block');
+  let switched = 0;
+  for (let i = marker + 1; i < lines.length; i++) {
+    const m = /^(\s*)# ?(.*)$/.exec(lines[i]!);
+    if (m === null) break; // the block ends at the first line that is not a comment
+    if (isContent(m[2]!)) {
+      lines[i] = `${m[1]!}${m[2]!}`;
+      switched++;
+    }
+  }
+  if (switched === 0) throw new Error('the LEGACY block has no commented-out content');
+  return lines.join('\n');
 }

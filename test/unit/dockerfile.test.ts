@@ -14,6 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { validate } from 'dockerfile-utils';
 import type { Deployment } from 'kubernetes-types/apps/v1.js';
 import { REPO_DIR, only, renderKustomization } from '../support/k8s-manifests.js';
+import { defaultConfig } from '../../src/config/schema.js';
 
 const require = createRequire(import.meta.url);
 const dockerfilelint = require('dockerfilelint') as {
@@ -130,6 +131,21 @@ describe('Dockerfile: structure', () => {
     expect(get(build.body, 'COPY').map((c) => c.args)).toContain('package.json package-lock.json ./');
   });
 
+  it('runs no npm script while installing: package.json\'s prepare builds with tsc, before src/ is there or without tsc', () => {
+    const pkg = JSON.parse(readFileSync(join(REPO_DIR, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    // What makes --ignore-scripts necessary: `npm ci` runs the project's own prepare.
+    expect(pkg.scripts.prepare).toBe('npm run build');
+    const installs = instructions.filter((i) => i.keyword === 'RUN' && /\bnpm (ci|install|i)\b/.test(i.args));
+    expect(installs).toHaveLength(2);
+    for (const install of installs) expect(install.args, `line ${install.line}`).toMatch(/^npm ci [^&]*--ignore-scripts\b/);
+    // In the build stage, the install comes before the sources it would need, and the build runs explicitly after.
+    const build = stages().find((s) => s.name === 'build')!;
+    const line = (pred: (i: Instruction) => boolean): number => build.body.find(pred)!.line;
+    const install = line((i) => i.keyword === 'RUN' && i.args.startsWith('npm ci'));
+    expect(install).toBeLessThan(line((i) => i.keyword === 'COPY' && i.args.startsWith('src ')));
+    expect(line((i) => i.keyword === 'RUN' && i.args === 'npm run build')).toBeGreaterThan(install);
+  });
+
   it('installs production dependencies only in the runtime stage, and takes just dist from the build', () => {
     const runs = get(runtime.body, 'RUN').map((r) => r.args);
     const installs = runs.filter((r) => /\bnpm (ci|install|i)\b/.test(r));
@@ -163,8 +179,9 @@ describe('Dockerfile: structure', () => {
     expect(user.line).toBeLessThan(one(runtime.body, 'ENTRYPOINT').line);
   });
 
-  it('exposes 8883 and the ops port 9090, stops on SIGTERM, and starts the CLI from package.json', () => {
-    expect(one(runtime.body, 'EXPOSE').args.split(/\s+/).sort()).toEqual(['8883', '9090']);
+  it('exposes 8883 and the ops port 9883 (the broker default), stops on SIGTERM, and starts the CLI from package.json', () => {
+    expect(one(runtime.body, 'EXPOSE').args.split(/\s+/).sort()).toEqual(['8883', '9883']);
+    expect(defaultConfig().ops.port).toBe(9883);
     expect(one(runtime.body, 'STOPSIGNAL').args).toBe('SIGTERM');
     const pkg = JSON.parse(readFileSync(join(REPO_DIR, 'package.json'), 'utf8')) as { bin: Record<string, string> };
     const bin = pkg.bin['mqtt-acme-broker']!;
@@ -205,6 +222,12 @@ describe('Dockerfile: HEALTHCHECK', () => {
     expect(healthcheck.args).toMatch(/--timeout=\d+s/);
     expect(command[0]).toBe('node');
     expect(command.join(' ')).toContain('/healthz');
+  });
+
+  it('asks OPS_PORT when it is set, else the broker\'s default ops port 9883', () => {
+    const fallback = /process\.env\.OPS_PORT\s*\|\|\s*(\d+)/.exec(command.join(' '))?.[1];
+    expect(Number(fallback)).toBe(defaultConfig().ops.port);
+    expect(Number(fallback)).toBe(9883);
   });
 
   it('succeeds against a healthy /healthz and fails against 503 or nothing listening', async () => {

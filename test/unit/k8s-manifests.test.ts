@@ -3,9 +3,10 @@
  * drop-in compatibility with the mosquitto + certbot recipe (names, ports, Secret keys, env names, volume
  * paths), internal consistency (selectors, references, ports, probes), and the choices made for the broker.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Deployment } from 'kubernetes-types/apps/v1.js';
 import type {
   ConfigMap,
@@ -19,17 +20,23 @@ import type {
   VolumeMount,
 } from 'kubernetes-types/core/v1.js';
 import { ENV_VARIABLES, SECRET_VARIABLES } from '../../src/config/env.js';
+import { loadConfig } from '../../src/config/load.js';
 import { parseMosquittoConf } from '../../src/config/mosquitto-conf.js';
+import { defaultConfig, isManagedListener, type Config } from '../../src/config/schema.js';
 import { parsePasswd } from '../../src/auth/passwd.js';
 import {
   K8S_DIR,
   SECRET_EXAMPLE,
   byKind,
   loadKustomization,
+  loadManifestFile,
   loadSecretExample,
   only,
+  parseYamlDocuments,
   quantity,
   renderKustomization,
+  splitImage,
+  withLegacyBlock,
 } from '../support/k8s-manifests.js';
 
 const objects = renderKustomization();
@@ -42,6 +49,8 @@ const configMaps = byKind<ConfigMap>(objects, 'ConfigMap');
 const secret = loadSecretExample();
 const secretText = readFileSync(join(K8S_DIR, SECRET_EXAMPLE), 'utf8');
 const deploymentText = readFileSync(join(K8S_DIR, 'deployment.yaml'), 'utf8');
+const tmp = mkdtempSync(join(tmpdir(), 'k8s-manifests-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function env(name: string): EnvVar | undefined {
   return container.env?.find((e) => e.name === name);
@@ -67,6 +76,63 @@ function containerPort(ref: string | number | undefined): number | undefined {
 function probePort(probe: Probe | undefined): number | undefined {
   return containerPort(probe?.httpGet?.port);
 }
+
+/** The ConfigMaps a volume takes its files from: its configMap, or the configMap sources of a projected one. */
+function configMapsOf(mount: VolumeMount): ConfigMap[] {
+  const volume = volumeOf(mount);
+  const names = volume.configMap
+    ? [volume.configMap.name]
+    : (volume.projected?.sources ?? []).map((s) => s.configMap?.name);
+  return names.map((name) => {
+    const cm = configMaps.find((c) => c.metadata!.name === name);
+    if (cm === undefined) throw new Error(`volume ${volume.name} names the ConfigMap ${name}, which is not generated`);
+    return cm;
+  });
+}
+
+/** The files the pod sees in /mosquitto/conf: file name -> content (a name in two ConfigMaps is an error). */
+function confDirectory(): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const cm of configMapsOf(mountAt('/mosquitto/conf'))) {
+    for (const [key, value] of Object.entries(cm.data ?? {})) {
+      if (files.has(key)) throw new Error(`${key} is in two ConfigMaps of /mosquitto/conf`);
+      files.set(key, value);
+    }
+  }
+  return files;
+}
+
+/** The environment of the container, Secret references resolved from the example Secret (as created). */
+function podEnv(): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const e of container.env ?? []) {
+    const ref = e.valueFrom?.secretKeyRef;
+    if (ref === undefined) out[e.name] = e.value ?? '';
+    else if (secret.stringData?.[ref.key] !== undefined) out[e.name] = secret.stringData[ref.key];
+    else if (ref.optional !== true) throw new Error(`${e.name}: the Secret has no key ${ref.key}`);
+  }
+  return out;
+}
+
+/** The configuration the broker in this pod loads from a given mosquitto.conf text and the pod's env. */
+async function brokerConfig(mosquittoConf: string): Promise<{ config: Config; warnings: string[] }> {
+  const dir = mkdtempSync(join(tmp, 'conf-'));
+  writeFileSync(join(dir, 'mosquitto.conf'), mosquittoConf);
+  const { config, warnings } = await loadConfig({
+    mosquittoConf: join(dir, 'mosquitto.conf'),
+    env: podEnv(),
+    cwd: '/',
+    defaults: { mosquittoConf: null, passwordFile: null },
+  });
+  return { config, warnings };
+}
+
+const LEGACY_DIRECTIVE = /^(listener|certfile|keyfile|tls_version|ciphers) \S/;
+const LEGACY_SERVICE_FIELD = /^(- |\s+)[a-zA-Z]+: \S+$/;
+
+/** Docker's image reference grammar (distribution/reference), lower-case repository path, optional tag/digest. */
+const IMAGE_REFERENCE =
+  /^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
 const matches = (selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean =>
   selector !== undefined &&
@@ -125,14 +191,32 @@ describe('k8s/: the recipe it replaces, kept', () => {
     expect(deploymentText).toMatch(/^ +# - name: TESTCERT\n +# {3}value: "true"$/m);
   });
 
-  it('mounts mosquitto.conf and passwd at /mosquitto/conf, as a directory (no subPath) for hot reload', () => {
+  it('generates the recipe\'s ConfigMaps mosquitto.conf and passwd, under fixed names, one file each', () => {
+    expect(configMaps.map((c) => [c.metadata!.name, Object.keys(c.data ?? {})])).toEqual([
+      ['mosquitto.conf', ['mosquitto.conf']],
+      ['passwd', ['passwd']],
+    ]);
+    // Fixed names: an edited passwd updates the mounted ConfigMap instead of rolling the pod.
+    expect(loadKustomization().generatorOptions?.disableNameSuffixHash).toBe(true);
+  });
+
+  it('mounts both at /mosquitto/conf with ONE projected volume, no subPath (atomic swap, hot reload)', () => {
     const mount = mountAt('/mosquitto/conf');
     expect(mount.subPath).toBeUndefined();
+    expect(mount.subPathExpr).toBeUndefined();
     expect(mount.readOnly).toBe(true);
-    const name = volumeOf(mount).configMap?.name;
-    const cm = configMaps.find((c) => c.metadata!.name === name);
-    expect(cm, `ConfigMap ${name}`).toBeDefined();
-    expect(Object.keys(cm!.data!).sort()).toEqual(['mosquitto.conf', 'passwd']);
+    const volume = volumeOf(mount);
+    expect(volume.configMap).toBeUndefined();
+    expect(volume.projected?.sources?.map((s) => s.configMap?.name)).toEqual(['mosquitto.conf', 'passwd']);
+    for (const source of volume.projected!.sources!) {
+      // Every key, under its own name (items could rename or drop one); a missing ConfigMap fails the pod.
+      expect(source.configMap?.items).toBeUndefined();
+      expect(source.configMap?.optional ?? false).toBe(false);
+    }
+    expect([...confDirectory().keys()].sort()).toEqual(['mosquitto.conf', 'passwd']);
+    // Nothing else is mounted into /mosquitto/conf (a subPath file mount there would never update).
+    const inside = (container.volumeMounts ?? []).filter((m) => m.mountPath.startsWith('/mosquitto/conf'));
+    expect(inside).toEqual([mount]);
   });
 
   it('requests 50Mi of memory and 0.1 CPU, as the seed did', () => {
@@ -156,24 +240,26 @@ describe('k8s/: consistent within itself', () => {
     for (const volume of pod.volumes ?? []) {
       if (volume.configMap) {
         expect(configMaps.map((c) => c.metadata!.name), volume.name).toContain(volume.configMap.name);
+      } else if (volume.projected) {
+        for (const source of volume.projected.sources ?? []) {
+          expect(source.configMap, `${volume.name}: only ConfigMaps are projected`).toBeDefined();
+          expect(configMaps.map((c) => c.metadata!.name), volume.name).toContain(source.configMap!.name);
+        }
       } else if (volume.persistentVolumeClaim) {
         expect(byKind(objects, 'PersistentVolumeClaim').map((p) => p.metadata.name)).toContain(
           volume.persistentVolumeClaim.claimName,
         );
       } else {
-        expect(volume.emptyDir, `${volume.name} is a ConfigMap, a PVC or an emptyDir`).toBeDefined();
+        expect(volume.emptyDir, `${volume.name} is a ConfigMap, a projection, a PVC or an emptyDir`).toBeDefined();
       }
     }
   });
 
-  it('references only Secret keys that exist in the example Secret, optional ones at least as a comment', () => {
+  it('references only Secret keys that exist in the example Secret, and the example holds every one', () => {
     const refs = (container.env ?? []).flatMap((e) => (e.valueFrom?.secretKeyRef ? [e.valueFrom.secretKeyRef] : []));
     expect(refs.length).toBe(4);
-    for (const ref of refs) {
-      expect(ref.name).toBe(secret.metadata!.name);
-      if (ref.optional === true) expect(secretText).toContain(`${ref.key}:`);
-      else expect(Object.keys(secret.stringData ?? {})).toContain(ref.key);
-    }
+    for (const ref of refs) expect(ref.name).toBe(secret.metadata!.name);
+    expect(Object.keys(secret.stringData ?? {}).sort()).toEqual(refs.map((r) => r.key).sort());
     // No other reference to a Secret or ConfigMap that could be missing.
     for (const e of container.env ?? []) expect(e.valueFrom?.configMapKeyRef).toBeUndefined();
     expect(container.envFrom).toBeUndefined();
@@ -184,16 +270,20 @@ describe('k8s/: consistent within itself', () => {
     for (const e of container.env ?? []) expect(known.has(e.name), `${e.name} is read by the broker`).toBe(true);
   });
 
-  it('has the container ports mqtts 8883 and ops 9090 (the broker default OPS_PORT), and probes on ops', () => {
+  it('has the container ports mqtts 8883 and ops 9883 (the broker default OPS_PORT), probes and scraping on ops', () => {
     expect(container.ports?.map((p) => [p.name, p.containerPort, p.protocol ?? 'TCP'])).toEqual([
       ['mqtts', 8883, 'TCP'],
-      ['ops', 9090, 'TCP'],
+      ['ops', 9883, 'TCP'],
     ]);
+    expect(defaultConfig().ops.port).toBe(9883);
     expect(env('OPS_PORT')).toBeUndefined();
     expect(env('MQTTS_PORT')).toBeUndefined();
     for (const probe of [container.startupProbe, container.livenessProbe, container.readinessProbe]) {
-      expect(probePort(probe)).toBe(9090);
+      expect(probePort(probe)).toBe(9883);
     }
+    const annotations = deployment.spec!.template.metadata!.annotations ?? {};
+    expect(annotations['prometheus.io/port']).toBe('9883');
+    expect(annotations['prometheus.io/path']).toBe('/metrics');
     expect(container.livenessProbe?.httpGet?.path).toBe('/healthz');
     expect(container.startupProbe?.httpGet?.path).toBe('/healthz');
     expect(container.readinessProbe?.httpGet?.path).toBe('/readyz');
@@ -211,16 +301,16 @@ describe('k8s/: consistent within itself', () => {
 
   it('configures mosquitto.conf so that it parses cleanly and agrees with the pod', () => {
     const mount = mountAt('/mosquitto/conf');
-    const cm = configMaps.find((c) => c.metadata!.name === volumeOf(mount).configMap?.name)!;
-    const { layer, warnings } = parseMosquittoConf(cm.data!['mosquitto.conf']!, { file: 'mosquitto.conf', cwd: '/' });
+    const files = confDirectory();
+    const { layer, warnings } = parseMosquittoConf(files.get('mosquitto.conf')!, { file: 'mosquitto.conf', cwd: '/' });
     expect(warnings).toEqual([]);
     // The one listener is the TLS one the Service targets.
     expect(layer.values.listeners?.map((l) => l.port)).toEqual([containerPort('mqtts')]);
-    // password_file (and an acl_file, if any) are keys of the mounted ConfigMap.
+    // password_file (and an acl_file, if any) are files of the mounted directory.
     for (const file of [layer.values.passwordFile, layer.values.aclFile]) {
       if (file === undefined) continue;
       expect(posix.dirname(file)).toBe(mount.mountPath);
-      expect(Object.keys(cm.data!)).toContain(posix.basename(file));
+      expect([...files.keys()]).toContain(posix.basename(file));
     }
     expect(layer.values.passwordFile).toBe('/mosquitto/conf/passwd');
     expect(layer.values.allowAnonymous).toBe(false);
@@ -230,12 +320,68 @@ describe('k8s/: consistent within itself', () => {
   });
 
   it('ships a passwd placeholder that parses and holds no credentials', () => {
-    const cm = configMaps.find((c) => c.data?.passwd !== undefined)!;
-    const { users, warnings } = parsePasswd(cm.data!.passwd!, 'passwd');
+    const passwd = confDirectory().get('passwd')!;
+    const { users, warnings } = parsePasswd(passwd, 'passwd');
     expect(warnings).toEqual([]);
     expect(users.size).toBe(0);
-    expect(cm.data!.passwd).toContain('dist/cli.js passwd k8s/passwd');
-    expect(cm.data!.passwd).toContain('mosquitto_passwd');
+    expect(passwd).toContain('npx mqtt-acme-broker passwd k8s/passwd');
+    expect(passwd).toContain('mosquitto_passwd');
+    expect(passwd).not.toMatch(/OWNER|mqtt-config/);
+  });
+
+  it('runs, as the broker loads it (mosquitto.conf + the pod env + the example Secret), ACME on the Service\'s port and ops on the ops port', async () => {
+    const { config, warnings } = await brokerConfig(confDirectory().get('mosquitto.conf')!);
+    expect(warnings).toEqual([]);
+    expect(config.acme.domains).toEqual(['*.example.com']);
+    // One Cloudflare credential kind: the example Secret as it is, with empty values unset, is accepted.
+    expect(config.acme.cloudflare.apiKey).toMatch(/REPLACE-ME/);
+    expect(config.acme.cloudflare.apiToken).toBeUndefined();
+    expect(config.acme.letsencryptDir).toBe(mountAt('/etc/letsencrypt').mountPath);
+    expect(config.dataDir).toBe(mountAt('/mosquitto/data').mountPath);
+    const target = service.spec!.ports![0]!.targetPort;
+    expect(config.listeners.map((l) => [l.port, isManagedListener(config, l)])).toEqual([[target, true]]);
+    expect(config.ops.port).toBe(containerPort('ops'));
+  });
+});
+
+describe('k8s/: the TLS 1.0 listener for old cameras (issue 13), off unless the operator opts in', () => {
+  const confText = readFileSync(join(K8S_DIR, 'mosquitto.conf'), 'utf8');
+  const serviceText = readFileSync(join(K8S_DIR, 'service-nodeport.yaml'), 'utf8');
+
+  it('is off as shipped: one listener, 8883, at the default minimum TLS version; one Service port', async () => {
+    const { config } = await brokerConfig(confText);
+    expect(config.listeners.map((l) => l.port)).toEqual([8883]);
+    expect(config.listeners[0]!.tlsVersion).toBeUndefined();
+    expect(service.spec!.ports!.map((p) => p.name)).toEqual(['mqtts']);
+  });
+
+  it('switched on, listens on 8884 with tls_version tlsv1, reading the ACME lineage of DOMAIN from the volume', async () => {
+    const { config, warnings } = await brokerConfig(withLegacyBlock(confText, (l) => LEGACY_DIRECTIVE.test(l)));
+    expect(warnings).toEqual([]);
+    const [modern, legacy] = config.listeners;
+    expect(config.listeners).toHaveLength(2);
+    expect(modern).toMatchObject({ port: 8883 });
+    expect(modern!.tlsVersion).toBeUndefined();
+    expect(isManagedListener(config, modern!)).toBe(true);
+    expect(legacy).toMatchObject({ port: 8884, tlsVersion: 'tlsv1' });
+    // Not the managed listener: it gets the certificate as files, from certbot's layout on the volume.
+    expect(isManagedListener(config, legacy!)).toBe(false);
+    const lineage = config.acme.domains[0]!.replace(/^\*\./, ''); // certbot's lineage name
+    const live = posix.join(config.acme.letsencryptDir, 'live', lineage);
+    expect(legacy!.certfile).toBe(posix.join(live, 'fullchain.pem'));
+    expect(legacy!.keyfile).toBe(posix.join(live, 'privkey.pem'));
+  });
+
+  it('switched on, the Service adds NodePort 30884 -> 8884 named mqtts-legacy, next to an unchanged mqtts', () => {
+    const [switched] = parseYamlDocuments(withLegacyBlock(serviceText, (l) => LEGACY_SERVICE_FIELD.test(l)), 'service');
+    const ports = (switched as Service).spec!.ports!;
+    expect(ports).toEqual([
+      { name: 'mqtts-legacy', protocol: 'TCP', port: 8884, targetPort: 8884, nodePort: 30884 },
+      service.spec!.ports![0],
+    ]);
+    expect(loadManifestFile('service-nodeport.yaml')[0]).toEqual(
+      expect.objectContaining({ spec: expect.objectContaining({ ports: [service.spec!.ports![0]] }) }),
+    );
   });
 });
 
@@ -283,8 +429,21 @@ describe('k8s/: choices made for the broker', () => {
     expect(pod.automountServiceAccountToken).toBe(false);
   });
 
-  it('names an image that must be replaced, not one that happens to exist', () => {
-    expect(container.image).toMatch(/^ghcr\.io\/OWNER\/mqtt-acme-broker:/);
+  it('names the image once, in kustomization.yaml, as a valid placeholder with a version tag', () => {
+    // deployment.yaml says only the bare name the kustomization's images: entry replaces.
+    const file = loadManifestFile('deployment.yaml')[0] as unknown as Deployment;
+    expect(file.spec!.template.spec!.containers[0]!.image).toBe('mqtt-acme-broker');
+    const images = loadKustomization().images ?? [];
+    expect(images).toHaveLength(1);
+    expect(images[0]).toMatchObject({ name: 'mqtt-acme-broker', newName: 'registry.example.com/mqtt-acme-broker' });
+    const rendered = splitImage(container.image!);
+    expect(rendered.name).toBe('registry.example.com/mqtt-acme-broker');
+    expect(rendered.tag).toBeDefined();
+    expect(rendered.tag).not.toBe('latest');
+    expect(container.image).toMatch(IMAGE_REFERENCE);
+    // The old placeholder was no valid reference at all (upper case: InvalidImageName) (control).
+    expect('ghcr.io/OWNER/mqtt-acme-broker:latest').not.toMatch(IMAGE_REFERENCE);
+    expect('registry.example.com/mqtt-acme-broker:0.1.0').toMatch(IMAGE_REFERENCE);
   });
 
   it('ships the example Secret with placeholders only, and says how to create the real one', () => {
@@ -292,14 +451,15 @@ describe('k8s/: choices made for the broker', () => {
     expect(secret.data).toBeUndefined();
     const values = Object.entries(secret.stringData ?? {});
     expect(values.map(([k]) => k).sort()).toEqual([
+      'cloudflare-api-token.secret',
       'cloudflare-email.secret',
       'cloudflare-key.secret',
       'letsencrypt-email.secret',
     ]);
-    for (const [key, value] of values) expect(value, key).toMatch(/REPLACE-ME/);
+    // Placeholders, or empty (unset) for the Cloudflare credential kind not in use: never both kinds filled.
+    for (const [key, value] of values) expect(value, key).toMatch(key === 'cloudflare-api-token.secret' ? /^$/ : /REPLACE-ME/);
     expect(secretText).toMatch(/kubectl -n mqtt create secret generic mqtt-credentials/);
     for (const [key] of values) expect(secretText).toContain(`--from-literal=${key}=`);
-    expect(secretText).toContain('--from-literal=cloudflare-api-token.secret=');
     expect(secretText).toContain('echo -n');
   });
 });

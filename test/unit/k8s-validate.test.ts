@@ -5,10 +5,11 @@
  * that a check which silently stopped checking fails here.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseDocument } from 'yaml';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service } from 'kubernetes-models/v1';
 import {
@@ -19,7 +20,9 @@ import {
   kubectlKustomize,
   loadManifestFile,
   loadSecretExample,
+  parseYamlDocuments,
   renderKustomization,
+  withLegacyBlock,
   yamlFiles,
   type K8sObject,
 } from '../support/k8s-manifests.js';
@@ -44,6 +47,17 @@ function yamllint(dir: string): { status: number | null; output: string } {
 describe('k8s/ with yamllint', () => {
   it('passes yamllint with its default rules (80 columns included) in strict mode', () => {
     const { status, output } = yamllint(K8S_DIR);
+    expect(output).toBe('');
+    expect(status).toBe(0);
+  });
+
+  it('passes it with the commented LEGACY port of the Service switched on as well', () => {
+    const dir = mkdtempSync(join(tmp, 'yamllint-legacy-'));
+    const text = readFileSync(join(K8S_DIR, 'service-nodeport.yaml'), 'utf8');
+    const switched = withLegacyBlock(text, (l) => /^(- |\s+)[a-zA-Z]+: \S+$/.test(l));
+    expect(switched).not.toBe(text);
+    writeFileSync(join(dir, 'service-nodeport.yaml'), switched);
+    const { status, output } = yamllint(dir);
     expect(output).toBe('');
     expect(status).toBe(0);
   });
@@ -78,9 +92,17 @@ describe('k8s/ against the Kubernetes schema (kubernetes-models)', () => {
   it('validates every object that is applied, and the example Secret', () => {
     const objects = allObjects();
     expect(objects.map((o) => o.kind).sort()).toEqual(
-      ['ConfigMap', 'Deployment', 'Namespace', 'PersistentVolumeClaim', 'Secret', 'Service'],
+      ['ConfigMap', 'ConfigMap', 'Deployment', 'Namespace', 'PersistentVolumeClaim', 'Secret', 'Service'],
     );
     for (const o of objects) expect(() => validate(o), `${o.kind} ${o.metadata.name}`).not.toThrow();
+  });
+
+  it('validates the Service with its LEGACY port switched on', () => {
+    const text = readFileSync(join(K8S_DIR, 'service-nodeport.yaml'), 'utf8');
+    const [service] = parseYamlDocuments(withLegacyBlock(text, (l) => /^(- |\s+)[a-zA-Z]+: \S+$/.test(l)), 'service');
+    const object = service as K8sObject & { spec: { ports: unknown[] } };
+    expect(object.spec.ports).toHaveLength(2);
+    expect(() => validate(object)).not.toThrow();
   });
 
   it('rejects a Deployment with a wrongly typed field or a missing required one (control)', () => {
@@ -196,6 +218,38 @@ describe('k8s/ with kubectl kustomize', () => {
       const sort = (list: K8sObject[]): K8sObject[] => [...list].sort((a, b) => key(a).localeCompare(key(b)));
       const rendered = kubectlKustomize(kubectl!);
       expect(sort(rendered)).toEqual(sort(renderKustomization()));
+    },
+  );
+
+  it.skipIf(kubectl === undefined)(
+    'puts the image set in kustomization.yaml (as `kustomize edit set image` does) into the Deployment, and nothing else changes',
+    () => {
+      const copy = mkdtempSync(join(tmp, 'kustomize-image-'));
+      cpSync(K8S_DIR, copy, { recursive: true });
+      const file = join(copy, 'kustomization.yaml');
+      const doc = parseDocument(readFileSync(file, 'utf8'));
+      // `kustomize edit set image mqtt-acme-broker=registry.local:5000/team/mqtt-acme-broker:1.2.3`
+      const entry = (doc.get('images') as { items: Array<{ get(k: string): unknown; set(k: string, v: string): void }> })
+        .items.find((i) => i.get('name') === 'mqtt-acme-broker');
+      expect(entry, 'an images: entry for the name deployment.yaml uses').toBeDefined();
+      entry!.set('newName', 'registry.local:5000/team/mqtt-acme-broker');
+      entry!.set('newTag', '1.2.3');
+      writeFileSync(file, doc.toString());
+
+      type Pod = { spec: { template: { spec: { containers: Array<{ image: string }> } } } };
+      const imageOf = (objects: K8sObject[]): string =>
+        (objects.find((o) => o.kind === 'Deployment') as unknown as Pod).spec.template.spec.containers[0]!.image;
+      const overridden = kubectlKustomize(kubectl!, copy);
+      expect(imageOf(overridden)).toBe('registry.local:5000/team/mqtt-acme-broker:1.2.3');
+      const original = kubectlKustomize(kubectl!);
+      expect(imageOf(original)).toBe('registry.example.com/mqtt-acme-broker:0.1.0');
+      // Apart from the image, the same objects.
+      const withoutImage = (objects: K8sObject[]): K8sObject[] => {
+        const clone = structuredClone(objects);
+        for (const o of clone) if (o.kind === 'Deployment') (o as unknown as Pod).spec.template.spec.containers[0]!.image = '';
+        return clone;
+      };
+      expect(withoutImage(overridden)).toEqual(withoutImage(original));
     },
   );
 
