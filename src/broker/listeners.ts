@@ -2,7 +2,7 @@
  * The network side: one server per configured listener (MQTT over TLS or TCP, MQTT over websockets with
  * or without TLS), each handing its connections to the broker.
  */
-import { createServer as createTcpServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTcpServer, Socket as NetSocket, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -10,6 +10,7 @@ import type { WebSocketServer } from 'ws';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { TlsContext } from '../tls/context.js';
+import { HandshakeFailureLog, type TlsFailureReason } from '../tls/handshake-failures.js';
 import type { Broker } from './broker.js';
 
 export interface RunningListener {
@@ -22,8 +23,13 @@ export interface RunningListener {
 }
 
 export interface ListenerEvents {
-  /** A TLS handshake failed (scanners, clients that do not trust the certificate). */
-  tlsError?(listener: string): void;
+  /**
+   * A TLS handshake failed (scanners, clients that do not trust the certificate, old protocol versions);
+   * `reason` is a short stable label (see TLS_FAILURE_REASONS), never an address.
+   */
+  tlsError?(listener: string, reason: TlsFailureReason): void;
+  /** A TLS handshake succeeded; `protocol` as `TLSSocket.getProtocol()` names it ('TLSv1' ... 'TLSv1.3'). */
+  tlsHandshake?(listener: string, protocol: string): void;
   /** A connection was refused because max_connections was reached. */
   connectionDropped?(listener: string): void;
 }
@@ -53,6 +59,8 @@ export async function startListener(
   const handshakeTimeout = limits.connectTimeout > 0 ? limits.connectTimeout * 1000 : 120_000;
   const tls = tlsContext !== undefined;
   let name = listenerName(config, tls);
+  // The listener's TLS policy (tls_version, ciphers) lives in its context, validated when that was made.
+  const policy = tlsContext?.policy;
   let server: NetServer | TlsServer | HttpServer;
   let wss: WebSocketServer | undefined;
 
@@ -84,12 +92,26 @@ export async function startListener(
 
   if (tlsContext) {
     tlsContext.attach(server as TlsServer);
+    const failures = new HandshakeFailureLog(logger);
+    // A client that hangs up mid-handshake is reported after its socket is gone, when the TLS socket no
+    // longer knows its address: note it at accept time (one getpeername per connection).
+    const peers = new WeakMap<Socket, string>();
+    server.on('connection', (raw: Socket) => {
+      const address = raw.remoteAddress;
+      if (address !== undefined) peers.set(raw, address);
+    });
     server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
-      events.tlsError?.(name);
-      logger.debug({ listener: name, remoteAddress: socket.remoteAddress, error: err.message }, 'TLS handshake failed');
+      const raw = tcpSocketOf(socket);
+      const address = socket.remoteAddress ?? (raw === undefined ? undefined : peers.get(raw));
+      const reason = failures.report(name, address, err, raw?.bytesRead);
+      events.tlsError?.(name, reason);
       // Node reports a handshake timeout here without closing the socket: a silent connection would stay.
       socket.destroy();
     });
+    const onHandshake = events.tlsHandshake?.bind(events);
+    if (onHandshake) {
+      server.on('secureConnection', (socket: TLSSocket) => onHandshake(name, socket.getProtocol() ?? 'unknown'));
+    }
   }
   if (maxConnections >= 0) {
     server.maxConnections = maxConnections;
@@ -113,7 +135,18 @@ export async function startListener(
   server.on('error', (err) => logger.error({ listener: name, error: err.message }, 'listener error'));
   const port = (server.address() as AddressInfo).port;
   name = listenerName(config, tls, port);
-  logger.info({ listener: name, host: config.host ?? '*', port, protocol: config.protocol, tls }, 'listening');
+  // The TLS policy as configured (the full cipher string Node gets is long and mostly its default).
+  const tlsFields = policy
+    ? { minTlsVersion: policy.minVersion, ...(config.ciphers === undefined ? {} : { ciphers: config.ciphers }), ...(config.ciphersTls13 === undefined ? {} : { ciphersTls13: config.ciphersTls13 }), ...(policy.legacy ? { opensslSecurityLevel: 0 } : {}) }
+    : {};
+  logger.info({ listener: name, host: config.host ?? '*', port, protocol: config.protocol, tls, ...tlsFields }, 'listening');
+  for (const warning of policy?.warnings ?? []) logger.warn({ listener: name }, warning);
+  if (policy?.legacy === true) {
+    logger.warn(
+      { listener: name, minTlsVersion: policy.minVersion },
+      `listener ${name} accepts ${policy.minVersion === 'TLSv1' ? 'TLS 1.0 and 1.1' : 'TLS 1.1'}, deprecated by RFC 8996, at OpenSSL security level 0 (needed for these versions): keep it to old clients that can do no better (cameras), on a port of its own`,
+    );
+  }
 
   return {
     name,
@@ -127,4 +160,10 @@ export async function startListener(
         server.close(() => resolve());
       }),
   };
+}
+
+/** The TCP socket under a server-side TLS socket (Node keeps it as `_parent`), if there is one. */
+function tcpSocketOf(socket: TLSSocket): Socket | undefined {
+  const parent = (socket as unknown as { _parent?: unknown })._parent;
+  return parent instanceof NetSocket ? parent : undefined;
 }

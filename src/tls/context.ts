@@ -1,10 +1,15 @@
 /**
- * One TLS identity (certificate chain + key, optional client CA) shared by every server that serves it.
- * `update()` validates the new pair first and only then swaps it into each server with `setSecureContext`:
- * new handshakes see the new certificate, open connections keep theirs.
+ * One TLS identity (certificate chain + key, optional client CA) and one protocol policy (lowest TLS version,
+ * ciphers: see policy.ts), shared by every server that serves them. `update()` validates the new pair first
+ * and only then swaps it into each server with `setSecureContext`: new handshakes see the new certificate,
+ * open connections keep theirs.
+ *
+ * Every swap re-applies the policy: `setSecureContext` builds a whole new context from the options it is
+ * given, so a swap without it would quietly put a `tls_version tlsv1` listener back to TLS 1.2.
  */
 import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
 import { EventEmitter } from 'node:events';
+import { tlsPolicy, type TlsPolicy, type TlsPolicyConfig } from './policy.js';
 import { describeCertificate, type CertificateInfo } from '../x509/certificate-info.js';
 import type { Logger } from '../log.js';
 
@@ -16,25 +21,37 @@ export interface TlsMaterial {
   ca?: string | Buffer;
 }
 
+export interface TlsContextOptions extends TlsPolicyConfig {
+  /** Ask for and verify a client certificate (mosquitto's require_certificate). */
+  requireCertificate?: boolean;
+}
+
 export class TlsContext extends EventEmitter {
   #options: SecureContextOptions | undefined;
   #info: CertificateInfo | undefined;
   readonly #servers = new Set<TlsServer>();
   readonly #requestCert: boolean;
+  /** The listener's protocol policy; applied to every server and kept across certificate swaps. */
+  readonly policy: TlsPolicy;
 
+  /**
+   * Throws a `TlsPolicyError` naming the listener when OpenSSL would refuse its `ciphers`/`ciphers_tls1.3`,
+   * so that a bad cipher string stops the start instead of failing handshakes later.
+   */
   constructor(
     readonly name: string,
     private readonly logger: Logger,
-    options: { requireCertificate?: boolean } = {},
+    options: TlsContextOptions = {},
   ) {
     super();
     this.#requestCert = options.requireCertificate === true;
+    this.policy = tlsPolicy(name, options);
   }
 
   /** Options for `tls.createServer`/`https.createServer`; throws until a certificate is loaded. */
   serverOptions(): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean } {
     if (!this.#options) throw new Error(`TLS listener ${this.name}: no certificate loaded yet`);
-    return { ...this.#options, requestCert: this.#requestCert, rejectUnauthorized: this.#requestCert };
+    return { ...this.#options, ...this.policy.options, requestCert: this.#requestCert, rejectUnauthorized: this.#requestCert };
   }
 
   get info(): CertificateInfo | undefined {
@@ -61,7 +78,7 @@ export class TlsContext extends EventEmitter {
     if (this.#requestCert && material.ca === undefined) {
       throw new Error('require_certificate needs a cafile to verify client certificates against');
     }
-    createSecureContext(options); // throws on a bad or mismatched pair
+    createSecureContext({ ...options, ...this.policy.options }); // throws on a bad or mismatched pair
     const info = describeCertificate(material.cert);
     const first = this.#options === undefined;
     this.#options = options;
