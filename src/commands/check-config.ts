@@ -1,8 +1,9 @@
 /**
  * `mqtt-acme-broker check-config [-c mosquitto.conf] [--config config.json]`: load and validate the whole
  * configuration as `serve` would, read every file it references (password file, ACL file, certificates and
- * keys), then print the effective configuration as JSON on stdout with every secret masked. Warnings and
- * notes go to stderr; so do errors (`error: <reason>`), with exit status 1.
+ * keys), then print the effective configuration as JSON on stdout with every secret masked and e-mail
+ * addresses shown by their domain only. Warnings and notes go to stderr; so do errors (`error: <reason>`, e.g.
+ * a bridge in mosquitto.conf, which is not supported yet), with exit status 1.
  */
 import { readFile } from 'node:fs/promises';
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';

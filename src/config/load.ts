@@ -8,26 +8,19 @@
  */
 import { access, readFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { isIP } from 'node:net';
-import { dirname, join, relative, resolve, isAbsolute } from 'node:path';
+import { join, relative, resolve, isAbsolute } from 'node:path';
 import type { Logger } from '../log.js';
-import type { Config, ConfigLayer, ListenerConfig, PartialConfig } from './schema.js';
-import {
-  CERT_KEY_TYPES,
-  ConfigError,
-  LETSENCRYPT_PRODUCTION,
-  LETSENCRYPT_STAGING,
-  LISTENER_PROTOCOLS,
-  LOG_LEVELS,
-  acmeEnabled,
-  defaultConfig,
-  isManagedListener,
-  isTlsListener,
-} from './schema.js';
-import { closest, parseMosquittoConf } from './mosquitto-conf.js';
+import type { Config, ConfigLayer, ListenerConfig } from './schema.js';
+import { ConfigError, LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, acmeEnabled, defaultConfig, isManagedListener, isTlsListener } from './schema.js';
+import { checkLayer } from './check.js';
+import { parseConfigJson } from './config-json.js';
+import { parseMosquittoConf } from './mosquitto-conf.js';
 import { readEnv } from './env.js';
+import { normalizeDomain } from './formats.js';
 
 export { ConfigError } from './schema.js';
+export { parseConfigJson } from './config-json.js';
+export { normalizeDomain, normalizeResolver } from './formats.js';
 
 /** The old image's paths, used when nothing else is configured. */
 export const DEFAULT_PATHS = {
@@ -66,333 +59,48 @@ export interface LoadResult {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// config.json
-
-type Spec =
-  | { t: 'int' }
-  | { t: 'bool' }
-  | { t: 'str'; secret?: boolean }
-  | { t: 'path' }
-  | { t: 'enum'; values: readonly string[] }
-  | { t: 'strs' }
-  | { t: 'obj'; fields: Record<string, Spec>; required?: string[] }
-  | { t: 'arr'; items: Spec };
-
-const LISTENER_SPEC: Spec = {
-  t: 'obj',
-  required: ['port'],
-  fields: {
-    port: { t: 'int' },
-    host: { t: 'str' },
-    protocol: { t: 'enum', values: LISTENER_PROTOCOLS },
-    certfile: { t: 'path' },
-    keyfile: { t: 'path' },
-    cafile: { t: 'path' },
-    requireCertificate: { t: 'bool' },
-    selfSigned: { t: 'bool' },
-  },
-};
-
-const CONFIG_SPEC: Spec = {
-  t: 'obj',
-  fields: {
-    listeners: { t: 'arr', items: LISTENER_SPEC },
-    passwordFile: { t: 'path' },
-    aclFile: { t: 'path' },
-    allowAnonymous: { t: 'bool' },
-    dataDir: { t: 'path' },
-    persistence: { t: 'bool' },
-    persistenceLocation: { t: 'path' },
-    maxConnections: { t: 'int' },
-    messageSizeLimit: { t: 'int' },
-    maxKeepalive: { t: 'int' },
-    maxInflightMessages: { t: 'int' },
-    maxQueuedMessages: { t: 'int' },
-    retainAvailable: { t: 'bool' },
-    maxTopicAlias: { t: 'int' },
-    maxPacketSize: { t: 'int' },
-    connectTimeout: { t: 'int' },
-    sysInterval: { t: 'int' },
-    logLevel: { t: 'enum', values: LOG_LEVELS },
-    acme: {
-      t: 'obj',
-      fields: {
-        domains: { t: 'strs' },
-        email: { t: 'str' },
-        directoryUrl: { t: 'str' },
-        staging: { t: 'bool' },
-        cloudflare: {
-          t: 'obj',
-          fields: { apiToken: { t: 'str', secret: true }, apiKey: { t: 'str', secret: true }, email: { t: 'str' } },
-        },
-        cloudflareBaseUrl: { t: 'str' },
-        dnsResolvers: { t: 'strs' },
-        letsencryptDir: { t: 'path' },
-        mqttsPort: { t: 'int' },
-        keyType: { t: 'enum', values: CERT_KEY_TYPES },
-        reuseKey: { t: 'bool' },
-        selfSignedWhileWaiting: { t: 'bool' },
-      },
-    },
-    ops: { t: 'obj', fields: { port: { t: 'int' }, host: { t: 'str' } } },
-  },
-};
-
-function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a number';
-  return `a ${typeof value}`;
-}
-
-const EXPECTED: Record<Spec['t'], string> = {
-  int: 'an integer',
-  bool: 'true or false',
-  str: 'a string',
-  path: 'a file path (string)',
-  enum: 'a string',
-  strs: 'an array of strings',
-  obj: 'an object',
-  arr: 'an array',
-};
+// one source's values
 
 /**
- * Parse config.json text into a layer. Keys are `Config`'s; unknown keys and wrong types are errors naming the
- * key path. An empty string means "not set". Relative paths resolve against the file's directory.
+ * Check the values one source set against the schema (types, ranges, formats; `ConfigError` naming that
+ * source), normalize them, and drop duplicate domains with a warning naming the one given twice.
  */
-export function parseConfigJson(text: string, file: string): ConfigLayer {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (err) {
-    const message = (err as Error).message;
-    const pos = /position (\d+)/.exec(message);
-    let where = '';
-    if (pos) {
-      const before = text.slice(0, Number(pos[1]));
-      const line = before.split('\n').length;
-      where = ` at line ${line}, column ${before.length - before.lastIndexOf('\n')}`;
-    }
-    throw new ConfigError(file, `not valid JSON${where} (${message.replace(/ in JSON.*$/, '').replace(/, ".*$/, '')}); fix the syntax (JSON has no comments or trailing commas)`);
-  }
-  const base = dirname(file);
-  const sources: Record<string, string> = {};
-  const convert = (value: unknown, spec: Spec, path: string): unknown => {
-    const src = `${file}: ${path}`;
-    const fail = (problem: string): never => {
-      throw new ConfigError(src, problem);
-    };
-    const expect = (ok: boolean): void => {
-      if (!ok) fail(`expected ${EXPECTED[spec.t]}, got ${typeName(value)}`);
-    };
-    sources[path] = src;
-    switch (spec.t) {
-      case 'int':
-        expect(typeof value === 'number' && Number.isSafeInteger(value));
-        return value;
-      case 'bool':
-        expect(typeof value === 'boolean');
-        return value;
-      case 'str':
-        expect(typeof value === 'string');
-        return value === '' ? undefined : value;
-      case 'path':
-        expect(typeof value === 'string');
-        return value === '' ? undefined : resolve(base, value as string);
-      case 'enum':
-        expect(typeof value === 'string');
-        if (!spec.values.includes(value as string)) fail(`expected one of ${spec.values.join(', ')}, got "${String(value)}"`);
-        return value;
-      case 'strs':
-        expect(Array.isArray(value));
-        (value as unknown[]).forEach((item, i) => {
-          if (typeof item !== 'string') {
-            throw new ConfigError(`${file}: ${path}[${i}]`, `expected a string, got ${typeName(item)}`);
-          }
-        });
-        return value;
-      case 'arr':
-        expect(Array.isArray(value));
-        return (value as unknown[]).map((item, i) => convert(item, spec.items, `${path}[${i}]`));
-      case 'obj': {
-        expect(typeof value === 'object' && value !== null && !Array.isArray(value));
-        const out: Record<string, unknown> = {};
-        for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
-          const keyPath = path === '' ? key : `${path}.${key}`;
-          const fieldSpec = spec.fields[key];
-          if (!fieldSpec) {
-            const suggestion = closest(key, Object.keys(spec.fields));
-            throw new ConfigError(
-              `${file}: ${keyPath}`,
-              `unknown key${suggestion ? `; did you mean "${suggestion}"?` : ''} (known keys${path === '' ? '' : ` of ${path}`}: ${Object.keys(spec.fields).join(', ')})`,
-            );
-          }
-          const converted = convert(item, fieldSpec, keyPath);
-          if (converted !== undefined) out[key] = converted;
-          else delete sources[keyPath];
-        }
-        for (const key of spec.required ?? []) {
-          if (!(key in out)) fail(`"${key}" is required`);
-        }
-        return out;
-      }
-    }
-  };
-  const values = convert(data, CONFIG_SPEC, '') as PartialConfig;
-  delete sources[''];
-  for (const listener of values.listeners ?? []) {
-    listener.protocol ??= 'mqtt';
-    listener.requireCertificate ??= false;
-    listener.selfSigned ??= false;
-  }
-  return { values, sources };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// checks of one source's values (ranges, formats), normalizing some
-
-const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
-const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/** A listen/bind address: an IP address or a host name. */
-function validHost(host: string): boolean {
-  return isIP(host) !== 0 || HOSTNAME.test(host);
-}
-
-/** Normalize a certificate name; throws a message (without source) when it is not a valid one. */
-export function normalizeDomain(name: string): string {
-  const lower = name.toLowerCase();
-  const bare = lower.startsWith('*.') ? lower.slice(2) : lower;
-  const labels = bare.split('.');
-  if (
-    bare.length > 253 - (lower.length - bare.length) ||
-    labels.length < 2 ||
-    !labels.every((l) => LABEL.test(l)) ||
-    isIP(bare) !== 0 ||
-    /^\d+$/.test(labels[labels.length - 1] ?? '')
-  ) {
-    throw new Error(
-      `"${name}" is not a valid domain name; use names like example.com or *.example.com (a wildcard only as the whole first label; ` +
-        'international names in their xn-- form)',
-    );
-  }
-  return lower;
-}
-
-/** Normalize a DNS resolver to `IP:port` (`[IPv6]:port`); the port defaults to 53. */
-export function normalizeResolver(text: string): string {
-  let host: string | undefined;
-  let port = '53';
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
-  if (bracketed) {
-    host = bracketed[1];
-    if (bracketed[2] !== undefined) port = bracketed[2];
-  } else if (isIP(text) !== 0) {
-    host = text;
-  } else {
-    const m = /^([^:]+):(\d+)$/.exec(text);
-    if (m) {
-      host = m[1];
-      port = m[2] ?? port;
-    }
-  }
-  const p = Number(port);
-  if (host === undefined || isIP(host) === 0 || !Number.isInteger(p) || p < 1 || p > 65535) {
-    throw new Error(`"${text}" is not a resolver address; use IP:port, e.g. 1.1.1.1:53 or [2606:4700:4700::1111]:53`);
-  }
-  return isIP(host) === 6 ? `[${host}]:${p}` : `${host}:${p}`;
-}
-
-function checkUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return url.protocol === 'https:' || url.protocol === 'http:';
-  } catch {
-    return false;
-  }
-}
-
-/** Check the ranges and formats of the values one source set; normalizes domains and resolvers in place. */
-function checkLayer(layer: ConfigLayer, warnings: string[]): void {
-  const { values: v, sources } = layer;
-  const fail = (path: string, problem: string): never => {
-    throw new ConfigError(sources[path] ?? path, problem);
-  };
-  const range = (path: string, value: number | undefined, min: number, max: number, hint = ''): void => {
-    if (value !== undefined && (!Number.isInteger(value) || value < min || value > max)) {
-      fail(path, `${value} is out of range: use ${min}..${max}${hint}`);
-    }
-  };
-  v.listeners?.forEach((l, i) => {
-    range(`listeners[${i}].port`, l.port, 0, 65535);
-    if (l.host !== undefined && !validHost(l.host)) fail(`listeners[${i}].host`, `"${l.host}" is not an IP address or host name`);
-  });
-  if (v.maxConnections !== undefined && v.maxConnections !== -1 && v.maxConnections < 1) {
-    fail('maxConnections', `${v.maxConnections} is not a limit: use -1 for unlimited or a positive number`);
-  }
-  range('messageSizeLimit', v.messageSizeLimit, 0, 268435455, ' (bytes, 0 = unlimited)');
-  range('maxKeepalive', v.maxKeepalive, 1, 65535, ' (seconds)');
-  range('maxInflightMessages', v.maxInflightMessages, 0, 65535, ' (0 = unlimited)');
-  range('maxQueuedMessages', v.maxQueuedMessages, 0, Number.MAX_SAFE_INTEGER, ' (0 = unlimited)');
-  range('maxTopicAlias', v.maxTopicAlias, 0, 65535, ' (0 = no topic aliases)');
-  if (v.maxPacketSize !== undefined && v.maxPacketSize !== 0) range('maxPacketSize', v.maxPacketSize, 20, 268435460, ' (bytes, 0 = no limit of its own)');
-  range('connectTimeout', v.connectTimeout, 0, 3600, ' (seconds, 0 = no deadline)');
-  range('sysInterval', v.sysInterval, 0, 86400, ' (seconds, 0 = no $SYS topics)');
-  const acme = v.acme;
-  if (acme?.domains) {
+function checkSource(layer: ConfigLayer, warnings: string[]): ConfigLayer {
+  const values = checkLayer(layer.values, layer.sources);
+  const domains = values.acme?.domains;
+  if (values.acme && domains) {
     const seen = new Set<string>();
-    acme.domains = acme.domains.flatMap((name) => {
-      let normal: string;
-      try {
-        normal = normalizeDomain(name);
-      } catch (err) {
-        return fail('acme.domains', (err as Error).message);
+    values.acme.domains = domains.flatMap((name) => {
+      const normal = normalizeDomain(name);
+      if (!seen.has(normal)) {
+        seen.add(normal);
+        return [normal];
       }
-      if (seen.has(normal)) {
-        warnings.push(`${sources['acme.domains']}: "${name}" is listed twice; using it once`);
-        return [];
-      }
-      seen.add(normal);
-      return [normal];
+      warnings.push(`${layer.sources['acme.domains']}: "${name}" is listed twice; using it once`);
+      return [];
     });
   }
-  if (acme?.email !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(acme.email)) {
-    fail('acme.email', 'not an e-mail address; give the ACME account contact as name@example.com');
-  }
-  if (acme?.cloudflare?.email !== undefined && !/^[^@\s]+@[^@\s]+$/.test(acme.cloudflare.email)) {
-    fail('acme.cloudflare.email', "not an e-mail address; give the Cloudflare account's e-mail");
-  }
-  if (acme?.directoryUrl !== undefined && !checkUrl(acme.directoryUrl)) {
-    fail('acme.directoryUrl', 'not an http(s) URL; give the ACME directory URL, e.g. https://acme-staging-v02.api.letsencrypt.org/directory');
-  }
-  if (acme?.cloudflareBaseUrl !== undefined && !checkUrl(acme.cloudflareBaseUrl)) {
-    fail('acme.cloudflareBaseUrl', 'not an http(s) URL; give the Cloudflare API base URL, e.g. https://api.cloudflare.com/client/v4');
-  }
-  if (acme?.dnsResolvers) {
-    acme.dnsResolvers = acme.dnsResolvers.map((r) => {
-      try {
-        return normalizeResolver(r);
-      } catch (err) {
-        return fail('acme.dnsResolvers', (err as Error).message);
-      }
-    });
-  }
-  range('acme.mqttsPort', acme?.mqttsPort, 0, 65535);
-  range('ops.port', v.ops?.port, -1, 65535, ' (-1 = off)');
-  if (v.ops?.host !== undefined && !validHost(v.ops.host)) fail('ops.host', `"${v.ops.host}" is not an IP address or host name`);
+  return { values, sources: layer.sources };
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // merge
 
-function defined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, value]) => value !== undefined)) as Partial<T>;
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Set every value of `from` in `into`: objects key by key, anything else (arrays too) whole. */
+function assignDeep(into: Record<string, unknown>, from: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(from)) {
+    if (value === undefined) continue;
+    if (isPlainObject(value) && isPlainObject(into[key])) assignDeep(into[key] as Record<string, unknown>, value);
+    else into[key] = structuredClone(value);
+  }
 }
 
 function mergeLayer(config: Config, sources: Record<string, string>, layer: ConfigLayer, warnings: string[]): void {
-  const { listeners, acme, ops, ...rest } = layer.values;
-  if (listeners) {
+  if (layer.values.listeners) {
     if (config.listeners.length > 0) {
       warnings.push(
         `${layer.sources.listeners ?? 'listeners'}: defines the listeners, so the ${config.listeners.length} listener(s) ` +
@@ -400,15 +108,8 @@ function mergeLayer(config: Config, sources: Record<string, string>, layer: Conf
       );
     }
     for (const key of Object.keys(sources)) if (key.startsWith('listeners')) delete sources[key];
-    config.listeners = structuredClone(listeners);
   }
-  Object.assign(config, defined(rest));
-  if (acme) {
-    const { cloudflare, ...acmeRest } = acme;
-    Object.assign(config.acme, structuredClone(defined(acmeRest)));
-    if (cloudflare) Object.assign(config.acme.cloudflare, defined(cloudflare));
-  }
-  if (ops) Object.assign(config.ops, defined(ops));
+  assignDeep(config as unknown as Record<string, unknown>, layer.values as Record<string, unknown>);
   Object.assign(sources, layer.sources);
 }
 
@@ -515,6 +216,14 @@ function validate(config: Config, sources: Record<string, string>, warnings: str
     if (l.cafile !== undefined && !isTlsListener(config, l)) {
       fail(key('cafile'), `listener ${l.port} has a cafile but no TLS certificate; add certfile/keyfile (or selfSigned), or remove cafile`);
     }
+    if (l.tlsVersion !== undefined && !isTlsListener(config, l)) {
+      fail(key('tlsVersion'), `listener ${l.port} does not speak TLS (no certificate), so a TLS version means nothing there; add certfile/keyfile (or selfSigned), or remove tls_version`);
+    }
+    for (const name of ['ciphers', 'ciphersTls13'] as const) {
+      if (l[name] !== undefined && !isTlsListener(config, l)) {
+        warnings.push(`${src(key(name))}: listener ${l.port} does not speak TLS (no certificate), so its cipher list is not used`);
+      }
+    }
     for (let j = 0; j < i; j++) {
       const other = config.listeners[j] as ListenerConfig;
       if (l.port === 0 || other.port !== l.port) continue;
@@ -589,10 +298,7 @@ export async function loadConfig(options: LoadOptions): Promise<LoadResult> {
   warnings.push(...fromEnv.warnings);
   layers.push(fromEnv.layer);
 
-  for (const layer of layers) {
-    checkLayer(layer, warnings);
-    mergeLayer(config, sources, layer, warnings);
-  }
+  for (const layer of layers) mergeLayer(config, sources, checkSource(layer, warnings), warnings);
   await derive(config, sources, options, warnings, notes);
   validate(config, sources, warnings);
 

@@ -1,58 +1,84 @@
 /**
- * The mosquitto.conf subset we read, with mosquitto 2.0's meaning (checked against mosquitto 2.0.11):
+ * The mosquitto.conf subset we read, with mosquitto 2.0's meaning (checked against mosquitto 2.0.11). The
+ * directives are those the schema's table names (`conf`), each read by the kind of its key; the structure
+ * (`listener`, `port`, `bind_address`, `log_type`, ...) is handled here.
  *
  * - `#` starts a comment only as the first character of a line; blank lines are skipped; leading blanks
  *   before a directive are tolerated. Arguments are separated by blanks; path values take the rest of the
  *   line (mosquitto allows spaces in them). Extra arguments after a value are ignored with a warning, as
  *   mosquitto ignores them.
- * - `listener PORT [ADDRESS]` starts a listener section (no address = all interfaces); `certfile`,
- *   `keyfile`, `cafile`, `protocol`, `require_certificate` apply to the current section. Before the first
- *   `listener` line they configure mosquitto's default listener, as do `port N` and `bind_address ADDR`
- *   anywhere: that listener exists when any of them is set, on `port` or else 1883.
+ * - `listener PORT [ADDRESS]` starts a listener section (no address = all interfaces); the listener options
+ *   (`certfile`, `keyfile`, `cafile`, `protocol`, `require_certificate`, `tls_version`, `ciphers`,
+ *   `ciphers_tls1.3`) apply to the current section. Before the first `listener` line they configure
+ *   mosquitto's default listener, as do `port N` and `bind_address ADDR` anywhere: that listener exists when
+ *   any of them is set, on `port` or else 1883.
  * - `per_listener_settings false` only: `password_file`, `acl_file`, `allow_anonymous` are global
  *   wherever they appear. `max_connections` (per listener in mosquitto) limits the whole broker here.
  * - Booleans are exactly `true`/`false`; a value given twice for a path directive is an error (as mosquitto).
- * - Directives mosquitto knows that we do not implement are warned about; unknown ones are errors (mosquitto
- *   refuses them too), with a suggestion when one is close.
+ * - Bridges are refused: a bridge directive is an error naming its line (a bridge that silently does not run
+ *   loses messages). Other directives mosquitto knows that we do not implement, and unknown ones, are warned
+ *   about and ignored (unknown ones with a suggestion when one is close).
+ * Ranges and formats are checked by the schema with the other sources' (`check.ts`), naming `file:line: directive`.
  */
 import { join, resolve } from 'node:path';
-import type { ConfigLayer, ListenerConfig, ListenerProtocol, PartialConfig } from './schema.js';
-import { ConfigError } from './schema.js';
+import type { ConfigLayer, KeyInfo, ListenerConfig, PartialConfig } from './schema.js';
+import { ConfigError, KEYS, directivesOf } from './schema.js';
+import { closest } from './suggest.js';
+
+export { closest } from './suggest.js';
 
 /** Where mosquitto.conf's `persistence_location` directory holds our database (mosquitto's is mosquitto.db). */
 export const PERSISTENCE_DB_NAME = 'mqtt-acme-broker.db';
 
-const LISTENER_DIRECTIVES = new Set(['certfile', 'keyfile', 'cafile', 'protocol', 'require_certificate']);
+/** Directives that shape the file rather than set a key of their own (or set one in their own way). */
+const STRUCTURE = new Set(['listener', 'port', 'bind_address', 'log_type']);
 
-const GLOBAL_DIRECTIVES = new Set([
-  'listener', 'port', 'bind_address', 'password_file', 'acl_file', 'allow_anonymous', 'per_listener_settings',
-  'persistence', 'persistence_location', 'max_connections', 'message_size_limit', 'max_keepalive',
-  'max_inflight_messages', 'max_queued_messages', 'retain_available', 'log_type', 'log_dest',
-  'max_topic_alias', 'max_packet_size', 'sys_interval',
-]);
+/** Directives read here that set no key: the README lists them apart from the table of keys. */
+export const DIRECTIVES_WITHOUT_KEY = ['per_listener_settings', 'log_dest'] as const;
+
+/** Listener options: directive -> key (`listeners[].certfile`). */
+const LISTENER_DIRECTIVES = new Map<string, KeyInfo>();
+/** Global directives: directive -> key. */
+const GLOBAL_DIRECTIVES = new Map<string, KeyInfo>();
+for (const key of KEYS) {
+  for (const directive of directivesOf(key)) {
+    if (STRUCTURE.has(directive)) continue;
+    (key.path.startsWith('listeners[].') ? LISTENER_DIRECTIVES : GLOBAL_DIRECTIVES).set(directive, key);
+  }
+}
+
+/** Every directive we read. */
+export const DIRECTIVES: readonly string[] = [...STRUCTURE, ...LISTENER_DIRECTIVES.keys(), ...GLOBAL_DIRECTIVES.keys(), ...DIRECTIVES_WITHOUT_KEY];
 
 /** mosquitto 2.0 directives we accept but do not implement (warned about, then ignored). */
-const KNOWN_UNSUPPORTED = new Set([
+export const KNOWN_UNSUPPORTED: ReadonlySet<string> = new Set([
   'accept_protocol_versions', 'allow_duplicate_messages', 'allow_zero_length_clientid', 'auth_plugin',
   'auth_plugin_deny_special_chars', 'auto_id_prefix', 'autosave_interval', 'autosave_on_changes', 'bind_interface',
-  'capath', 'check_retain_source', 'ciphers', 'ciphers_tls1.3', 'clientid_prefixes', 'connection_messages',
+  'capath', 'check_retain_source', 'clientid_prefixes', 'connection_messages',
   'crlfile', 'dhparamfile', 'enable_control_api', 'global_plugin', 'http_dir', 'include_dir',
   'log_facility', 'log_timestamp', 'log_timestamp_format', 'max_inflight_bytes', 'max_qos',
   'max_queued_bytes', 'memory_limit', 'mount_point', 'persistence_file', 'persistent_client_expiration',
   'pid_file', 'plugin', 'psk_file', 'psk_hint', 'queue_qos0_messages', 'require_certificate_subject',
   'set_tcp_nodelay', 'socket_domain', 'tls_engine', 'tls_engine_kpass_sha1', 'tls_keyform',
-  'tls_version', 'upgrade_outgoing_qos', 'use_identity_as_username', 'use_subject_as_username',
+  'upgrade_outgoing_qos', 'use_identity_as_username', 'use_subject_as_username',
   'use_username_as_clientid', 'user', 'websockets_headers_size', 'websockets_log_level',
-  // bridges
-  'connection', 'address', 'addresses', 'bridge_alpn', 'bridge_attempt_unsubscribe', 'bridge_bind_address',
-  'bridge_cafile', 'bridge_capath', 'bridge_certfile', 'bridge_identity', 'bridge_insecure', 'bridge_keyfile',
-  'bridge_max_packet_size', 'bridge_outgoing_retain', 'bridge_protocol_version', 'bridge_psk',
-  'bridge_require_ocsp', 'bridge_tls_version', 'cleansession', 'idle_timeout', 'keepalive_interval',
-  'local_cleansession', 'local_clientid', 'local_password', 'local_username', 'notification_topic',
-  'notifications', 'notifications_local_only', 'remote_clientid', 'remote_password', 'remote_username',
-  'restart_timeout', 'round_robin', 'start_type', 'threshold', 'topic', 'try_private',
 ]);
 const KNOWN_UNSUPPORTED_PREFIXES = ['auth_opt_', 'plugin_opt_'];
+
+/**
+ * The bridge section of mosquitto.conf(5) (mosquitto 2.0), with the old aliases `clientid`, `username` and
+ * `password` of the remote_* directives, which are bridge-only too; and anything starting with `bridge_`.
+ */
+export const BRIDGE_DIRECTIVES: ReadonlySet<string> = new Set([
+  'connection', 'address', 'addresses', 'cleansession', 'clientid', 'idle_timeout', 'keepalive_interval',
+  'local_cleansession', 'local_clientid', 'local_password', 'local_username', 'notification_topic', 'notifications',
+  'notifications_local_only', 'password', 'remote_clientid', 'remote_password', 'remote_username', 'restart_timeout',
+  'round_robin', 'start_type', 'threshold', 'topic', 'try_private', 'username',
+]);
+
+function isBridgeDirective(directive: string): boolean {
+  return BRIDGE_DIRECTIVES.has(directive) || directive.startsWith('bridge_');
+}
 
 /** mosquitto `log_type` -> the pino level that shows it; `all` is debug (mosquitto has nothing finer). */
 const LOG_TYPES: Record<string, 'error' | 'warn' | 'info' | 'debug' | null> = {
@@ -71,35 +97,6 @@ const LEVEL_ORDER = ['error', 'warn', 'info', 'debug'] as const;
 export interface MosquittoConfResult {
   layer: ConfigLayer;
   warnings: string[];
-}
-
-/** Levenshtein distance, for "did you mean" suggestions. */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0] ?? 0;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j] ?? 0;
-      row[j] = Math.min(cur + 1, (row[j - 1] ?? 0) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length] ?? 0;
-}
-
-/** The closest candidate within a small edit distance, for "did you mean X?". */
-export function closest(name: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(name.length / 4)) + 1;
-  for (const c of candidates) {
-    const d = distance(name.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  return best;
 }
 
 interface Section {
@@ -124,7 +121,7 @@ function newSection(line?: number): Section {
 /**
  * Parse mosquitto.conf text into a config layer. `file` names the source in messages; relative paths are
  * resolved against `cwd`, as mosquitto resolves them against its working directory.
- * Throws `ConfigError` naming `file:line: directive` for a wrong value or an unknown directive.
+ * Throws `ConfigError` naming `file:line: directive` for a wrong value or a bridge.
  */
 export function parseMosquittoConf(text: string, opts: { file: string; cwd: string }): MosquittoConfResult {
   const { file, cwd } = opts;
@@ -189,48 +186,67 @@ export function parseMosquittoConf(text: string, opts: { file: string; cwd: stri
       seen.add(directive);
       return resolve(cwd, rest);
     };
-    const set = <K extends keyof PartialConfig>(key: K, value: PartialConfig[K]): void => {
-      values[key] = value;
-      sources[key] = src;
+    /** The value of a directive that sets `key`, read by the key's kind. */
+    const value = (key: KeyInfo, scope: Section | 'global'): unknown => {
+      switch (key.kind) {
+        case 'bool':
+          return bool();
+        case 'int':
+          return int(key.text);
+        case 'path':
+          return path(scope);
+        case 'enum': {
+          const v = one(key.text);
+          if (!key.values?.includes(v)) fail(`invalid value "${v}"; use ${key.text}`);
+          return v;
+        }
+        default:
+          return one(key.text);
+      }
     };
 
-    if (LISTENER_DIRECTIVES.has(directive)) {
+    if (isBridgeDirective(directive)) {
+      const what = directive === 'connection' ? `the bridge${args[0] ? ` "${args[0]}"` : ''}` : 'this bridge option';
+      fail(
+        `bridges are not supported yet, so ${what} would not run and its messages would not be forwarded. Remove the bridge ` +
+          '(its "connection" line and the bridge lines after it) and keep a mosquitto for the bridge, or bridge from that broker to this one',
+      );
+    }
+
+    const listenerKey = LISTENER_DIRECTIVES.get(directive);
+    if (listenerKey) {
       const section = current;
       if (section === defaultSection) defaultImplicitSources.push(src);
       section.used = true;
-      const l = section.listener;
-      switch (directive) {
-        case 'certfile':
-          l.certfile = path(section);
-          break;
-        case 'keyfile':
-          l.keyfile = path(section);
-          break;
-        case 'cafile':
-          l.cafile = path(section);
-          break;
-        case 'protocol': {
-          const value = one('mqtt or websockets');
-          if (value !== 'mqtt' && value !== 'websockets') fail(`invalid value "${value}"; use mqtt or websockets`);
-          l.protocol = value as ListenerProtocol;
-          break;
-        }
-        case 'require_certificate':
-          l.requireCertificate = bool();
-          break;
-      }
-      const key = directive === 'require_certificate' ? 'requireCertificate' : directive;
-      section.sources[key] = src;
+      const name = listenerKey.path.slice('listeners[].'.length);
+      (section.listener as unknown as Record<string, unknown>)[name] = value(listenerKey, section);
+      section.sources[name] = src;
       continue;
     }
 
-    if (!GLOBAL_DIRECTIVES.has(directive)) {
+    const globalKey = GLOBAL_DIRECTIVES.get(directive);
+    if (globalKey) {
+      let v = value(globalKey, 'global');
+      if (directive === 'persistence_location') {
+        // A directory, as in mosquitto (which keeps mosquitto.db in it): our database goes inside it.
+        v = join(v as string, PERSISTENCE_DB_NAME);
+      } else if (directive === 'max_connections') {
+        // mosquitto: any value <= 0 means unlimited.
+        if ((v as number) <= 0) v = -1;
+        if (current !== defaultSection) maxConnectionsInSection.push(src);
+      }
+      (values as Record<string, unknown>)[globalKey.path] = v;
+      sources[globalKey.path] = src;
+      continue;
+    }
+
+    if (!STRUCTURE.has(directive) && !(DIRECTIVES_WITHOUT_KEY as readonly string[]).includes(directive)) {
       if (KNOWN_UNSUPPORTED.has(directive) || KNOWN_UNSUPPORTED_PREFIXES.some((p) => directive.startsWith(p))) {
         const extra = directive === 'include_dir' ? ' (the files in that directory are NOT read: put their settings in this file)' : '';
         warnings.push(`${src}: not supported by mqtt-acme-broker; ignored${extra}`);
         continue;
       }
-      const suggestion = closest(directive, [...GLOBAL_DIRECTIVES, ...LISTENER_DIRECTIVES]);
+      const suggestion = closest(directive, DIRECTIVES);
       // A warning, not an error (mosquitto would refuse to start): a typo must not take the broker down, and
       // every default it falls back to is the safe one (no anonymous access, no extra listener).
       warnings.push(`${src}: unknown directive, ignored${suggestion ? `; did you mean "${suggestion}"?` : ''}`);
@@ -275,82 +291,35 @@ export function parseMosquittoConf(text: string, opts: { file: string; cwd: stri
         defaultSection.used = true;
         defaultImplicitSources.push(src);
         break;
-      case 'password_file':
-        set('passwordFile', path('global'));
-        break;
-      case 'acl_file':
-        set('aclFile', path('global'));
-        break;
-      case 'allow_anonymous':
-        set('allowAnonymous', bool());
-        break;
       case 'per_listener_settings':
         if (bool()) {
           fail('per_listener_settings true is not supported: password_file, acl_file and allow_anonymous apply to every listener here; remove the line or set it to false');
         }
         break;
-      case 'persistence':
-        set('persistence', bool());
-        break;
-      case 'persistence_location':
-        // A directory, as in mosquitto (which keeps mosquitto.db in it): our database goes inside it.
-        set('persistenceLocation', join(path('global'), PERSISTENCE_DB_NAME));
-        break;
-      case 'max_connections': {
-        // mosquitto: any value <= 0 means unlimited.
-        const n = int('a number of connections (-1 = unlimited)');
-        set('maxConnections', n <= 0 ? -1 : n);
-        if (current !== defaultSection) maxConnectionsInSection.push(src);
-        break;
-      }
-      case 'message_size_limit':
-        set('messageSizeLimit', int('a size in bytes (0 = unlimited)'));
-        break;
-      case 'max_keepalive':
-        set('maxKeepalive', int('seconds 1..65535'));
-        break;
-      case 'max_inflight_messages':
-        set('maxInflightMessages', int('a count 0..65535 (0 = unlimited)'));
-        break;
-      case 'max_queued_messages':
-        set('maxQueuedMessages', int('a count (0 = unlimited)'));
-        break;
-      case 'retain_available':
-        set('retainAvailable', bool());
-        break;
-      case 'max_topic_alias':
-        set('maxTopicAlias', int('a count 0..65535 (0 = no topic aliases)'));
-        break;
-      case 'max_packet_size':
-        set('maxPacketSize', int('a size in bytes (0 = no limit of its own)'));
-        break;
-      case 'sys_interval':
-        set('sysInterval', int('seconds (0 = no $SYS topics)'));
-        break;
       case 'log_type': {
-        const value = one(Object.keys(LOG_TYPES).concat('none').join(', '));
-        if (value === 'none') {
+        const v = one(Object.keys(LOG_TYPES).concat('none').join(', '));
+        if (v === 'none') {
           logTypes = new Set();
-        } else if (value in LOG_TYPES) {
+        } else if (v in LOG_TYPES) {
           logTypes ??= new Set();
-          logTypes.add(value);
-          if (LOG_TYPES[value] === null) warnings.push(`${src}: "${value}" is not a separate log category here; ignored`);
+          logTypes.add(v);
+          if (LOG_TYPES[v] === null) warnings.push(`${src}: "${v}" is not a separate log category here; ignored`);
         } else {
-          fail(`invalid value "${value}"; use one of error, warning, notice, information, debug, all, none`);
+          fail(`invalid value "${v}"; use one of error, warning, notice, information, debug, all, none`);
         }
         logTypeSource = src;
         break;
       }
       case 'log_dest': {
-        const value = args[0];
-        if (value === undefined) fail('missing value; expected stdout, stderr, file PATH, syslog, topic, dlt or none');
-        if (value === 'stdout' || value === 'stderr') break;
-        if (value === 'file' && args.length < 2) fail('missing file path; use "log_dest file PATH"');
-        if (['file', 'syslog', 'topic', 'dlt', 'none'].includes(value as string)) {
-          warnings.push(`${src}: log_dest ${value} is not supported: logs go to stdout (as JSON lines)`);
+        const v = args[0];
+        if (v === undefined) fail('missing value; expected stdout, stderr, file PATH, syslog, topic, dlt or none');
+        if (v === 'stdout' || v === 'stderr') break;
+        if (v === 'file' && args.length < 2) fail('missing file path; use "log_dest file PATH"');
+        if (['file', 'syslog', 'topic', 'dlt', 'none'].includes(v as string)) {
+          warnings.push(`${src}: log_dest ${v} is not supported: logs go to stdout (as JSON lines)`);
           break;
         }
-        fail(`invalid value "${value}"; use stdout or stderr (file, syslog, topic, dlt and none are accepted but logs go to stdout)`);
+        fail(`invalid value "${v}"; use stdout or stderr (file, syslog, topic, dlt and none are accepted but logs go to stdout)`);
         break;
       }
     }

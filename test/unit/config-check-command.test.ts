@@ -106,6 +106,25 @@ describe('check-config', () => {
     expect(r.stderr).toBe(`error: ${join(w.dir, 'mosquitto.conf')}:7: allow_anonymous: invalid value "perhaps"; use true or false (lower case, as mosquitto requires)\n`);
   });
 
+  it('a bridge is an error that says bridges are not supported yet, naming the line; exit 1', async () => {
+    const w = await workspace('connection cloud\naddress mqtt.example.com:8883\ntopic # out 1\n');
+    const r = await run(['-c', 'mosquitto.conf'], {}, w.dir);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(new RegExp(`^error: ${join(w.dir, 'mosquitto.conf')}:7: connection: bridges are not supported yet`, 'm'));
+  });
+
+  it('prints e-mail addresses (personal data) by their domain only', async () => {
+    const w = await workspace();
+    const env = { DOMAIN: 'example.com', EMAIL: 'jane.doe@example.org', CLOUDFLARE_KEY: 'b51c0e7a94d2f83e', CLOUDFLARE_EMAIL: 'cf-owner@example.net' };
+    const r = await run(['-c', 'mosquitto.conf'], env, w.dir);
+    expect(r.code).toBe(0);
+    const config = JSON.parse(r.stdout) as Config;
+    expect(config.acme.email).toBe('****@example.org');
+    expect(config.acme.cloudflare.email).toBe('****@example.net');
+    expect(r.stdout + r.stderr).not.toMatch(/jane|doe|cf-owner/);
+  });
+
   it('a missing password file is an error naming the file and where it was configured', async () => {
     const w = await workspace();
     await writeFile(join(w.dir, 'mosquitto.conf'), 'password_file nothere\nlistener 1883\n');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +40,7 @@ describe('config.json', () => {
     expect(config.persistence).toBe(true);
     expect(config.persistenceLocation).toBe(join(REPO, 'data/persistence'));
     expect(config.logLevel).toBe('info');
-    expect(config.ops).toEqual({ port: 9090 });
+    expect(config.ops).toEqual({ port: 9883 });
     expect(config.acme.domains).toEqual([]);
     expect(config.acme.directoryUrl).toBe(LETSENCRYPT_PRODUCTION);
     expect(config.acme.cloudflare).toEqual({});
@@ -95,11 +95,42 @@ describe('config.json', () => {
     [{ acme: { domains: ['*.*.example.com'], cloudflare: { apiToken: 't' } } }, 'acme.domains', /not a valid domain name/],
     [{ listeners: [{ port: 1883, certfile: 'c.pem' }] }, 'listeners[0].certfile', /needs its keyfile/],
     [{ listeners: [{ port: 1883, certfile: 'c', keyfile: 'k', selfSigned: true }] }, 'listeners[0].selfSigned', /either its own certfile\/keyfile or a self-signed/],
-    [{ listeners: [{ port: 9090 }] }, 'listeners[0].port', /also the ops HTTP server's \(ops.port \(default\)\)/],
+    // The ops server's default port is 9883 (9090 is Prometheus' own).
+    [{ listeners: [{ port: 9883 }] }, 'listeners[0].port', /also the ops HTTP server's \(ops.port \(default\)\)/],
+    [{ listeners: [{ port: 8883, selfSigned: true, tlsVersion: 'tls1.2' }] }, 'listeners[0].tlsVersion', /expected one of tlsv1, tlsv1.1, tlsv1.2, tlsv1.3, got "tls1.2"/],
+    [{ listeners: [{ port: 1883, tlsVersion: 'tlsv1.2' }] }, 'listeners[0].tlsVersion', /listener 1883 does not speak TLS.*remove tls_version/],
+    [{ listeners: [{ port: 8883, selfSigned: true, ciphers: 'NO-SUCH-CIPHER' }] }, 'listeners[0].ciphers', /"NO-SUCH-CIPHER" is not a cipher list OpenSSL accepts/],
+    [{ listeners: [{ port: 8883, selfSigned: true, ciphersTls13: 'ECDHE-RSA-AES128-GCM-SHA256' }] }, 'listeners[0].ciphersTls13', /not a list of TLS 1.3 cipher suites/],
+    [{ $schema: 3 }, '$schema', /expected a string, got an integer/],
   ])('%j is an error naming the key path %s', async (data, path, problem) => {
     const { error, file } = await jsonError(data);
     expect(error.message.startsWith(`${file}: ${path}: `)).toBe(true);
     expect(error.message).toMatch(problem);
+  });
+
+  it('reads the TLS settings of a listener: tlsVersion, ciphers, ciphersTls13 ("" = not set)', async () => {
+    const { file } = await writeJson({
+      listeners: [
+        { port: 8883, selfSigned: true, tlsVersion: 'tlsv1', ciphers: 'DEFAULT:@SECLEVEL=0', ciphersTls13: 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256' },
+        { port: 8884, selfSigned: true, tlsVersion: 'tlsv1.3', ciphers: '', ciphersTls13: '' },
+      ],
+    });
+    const { config, sources } = await loadConfig({ configJson: file, env: {}, cwd: '/', defaults: NO_DEFAULTS });
+    expect(config.listeners[0]).toMatchObject({ tlsVersion: 'tlsv1', ciphers: 'DEFAULT:@SECLEVEL=0', ciphersTls13: 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256' });
+    expect(config.listeners[1]?.tlsVersion).toBe('tlsv1.3');
+    expect(config.listeners[1]?.ciphers).toBeUndefined();
+    expect(config.listeners[1]?.ciphersTls13).toBeUndefined();
+    expect(sources.values['listeners[0].tlsVersion']).toBe(`${file}: listeners[0].tlsVersion`);
+  });
+
+  it('accepts and ignores "$schema", the pointer to config.schema.json that config.example.json has', async () => {
+    const { file } = await writeJson({ $schema: './config.schema.json', allowAnonymous: true });
+    const { config, sources } = await loadConfig({ configJson: file, env: {}, cwd: '/', defaults: NO_DEFAULTS });
+    expect(config.allowAnonymous).toBe(true);
+    expect(config).not.toHaveProperty('$schema');
+    expect(sources.values).not.toHaveProperty('$schema');
+    const example = JSON.parse(await readFile(join(REPO, 'config.example.json'), 'utf8')) as Record<string, unknown>;
+    expect(example.$schema).toBe('./config.schema.json');
   });
 
   it('never echoes the value of a secret key in a type error', async () => {

@@ -228,13 +228,17 @@ describe('loader plumbing', () => {
     expect(warnings.length).toBeGreaterThan(0);
   });
 
-  it('maskSecrets hides the token and key completely and leaves the config itself untouched', () => {
+  it('maskSecrets hides the token and key completely, e-mail addresses but their domain, and leaves the config itself untouched', () => {
     const config = defaultConfig();
-    config.acme.cloudflare = { apiToken: 'abcdef123456', apiKey: 'zyxwvu987654', email: 'cf@example.com' };
+    config.acme.cloudflare = { apiToken: 'abcdef123456', apiKey: 'zyxwvu987654', email: 'cf.owner@example.com' };
+    config.acme.email = 'jane.doe@mail.example.org';
     const masked = maskSecrets(config);
-    expect(masked.acme.cloudflare).toEqual({ apiToken: '****', apiKey: '****', email: 'cf@example.com' });
-    expect(JSON.stringify(masked)).not.toMatch(/abcdef|123456|zyxwvu|987654/);
+    expect(masked.acme.cloudflare).toEqual({ apiToken: '****', apiKey: '****', email: '****@example.com' });
+    expect(masked.acme.email).toBe('****@mail.example.org');
+    expect(JSON.stringify(masked)).not.toMatch(/abcdef|123456|zyxwvu|987654|cf\.owner|jane|doe/);
     expect(config.acme.cloudflare.apiToken).toBe('abcdef123456');
+    expect(config.acme.email).toBe('jane.doe@mail.example.org');
     expect(maskSecrets(defaultConfig()).acme.cloudflare).toEqual({});
+    expect(maskSecrets(defaultConfig()).acme.email).toBeUndefined();
   });
 });

@@ -155,13 +155,64 @@ describe('mosquitto.conf subset', () => {
 
   it('warns about directives mosquitto knows but this broker does not implement, naming file:line and directive', () => {
     const { warnings } = parse(
-      'persistence_file mosquitto.db\nautosave_interval 1800\nconnection_messages true\ninclude_dir /etc/mosquitto/conf.d\nconnection bridge1\naddress 10.0.0.1:1883\nplugin_opt_x 1\n',
+      'persistence_file mosquitto.db\nautosave_interval 1800\nconnection_messages true\ninclude_dir /etc/mosquitto/conf.d\ncrlfile /crl.pem\nplugin_opt_x 1\n',
     );
-    expect(warnings).toHaveLength(7);
+    expect(warnings).toHaveLength(6);
     expect(warnings[0]).toBe(`${FILE}:1: persistence_file: not supported by mqtt-acme-broker; ignored`);
     expect(warnings[3]).toContain(`${FILE}:4: include_dir`);
     expect(warnings[3]).toContain('NOT read');
-    expect(warnings[5]).toContain(`${FILE}:6: address`);
+    expect(warnings[4]).toContain(`${FILE}:5: crlfile`);
+  });
+
+  // A bridge that silently does not run loses the messages it should forward: refused, not warned about.
+  it.each([
+    ['connection bridge1\naddress 10.0.0.1:1883\ntopic # both 0', 1, 'connection', /bridges are not supported yet, so the bridge "bridge1" would not run/],
+    ['listener 1883\naddress 10.0.0.1:1883', 2, 'address', /bridges are not supported yet/],
+    ['addresses a.example:1883 b.example:1883', 1, 'addresses', /bridges are not supported yet/],
+    ['topic sensors/# out 1', 1, 'topic', /bridges are not supported yet/],
+    ['remote_username cam', 1, 'remote_username', /bridges are not supported yet/],
+    ['remote_password s3cret', 1, 'remote_password', /bridges are not supported yet/],
+    ['remote_clientid edge', 1, 'remote_clientid', /bridges are not supported yet/],
+    ['start_type automatic', 1, 'start_type', /bridges are not supported yet/],
+    ['cleansession true', 1, 'cleansession', /bridges are not supported yet/],
+    ['try_private false', 1, 'try_private', /bridges are not supported yet/],
+    ['notifications false', 1, 'notifications', /bridges are not supported yet/],
+    ['round_robin true', 1, 'round_robin', /bridges are not supported yet/],
+    ['keepalive_interval 30', 1, 'keepalive_interval', /bridges are not supported yet/],
+    ['bridge_cafile /ca.pem', 1, 'bridge_cafile', /bridges are not supported yet/],
+    ['bridge_protocol_version mqttv50', 1, 'bridge_protocol_version', /bridges are not supported yet/],
+    ['bridge_some_future_option 1', 1, 'bridge_some_future_option', /bridges are not supported yet/],
+  ])('a bridge directive is refused: %j names line %i, %s', (text, line, directive, problem) => {
+    const error = parseError(text);
+    expect(error.message.startsWith(`${FILE}:${line}: ${directive}: `)).toBe(true);
+    expect(error.message).toMatch(problem);
+    // The remote password is never echoed.
+    expect(error.message).not.toContain('s3cret');
+  });
+
+  it('reads tls_version, ciphers and ciphers_tls1.3 into their listener, including the default listener', () => {
+    const { layer, warnings } = parse(
+      [
+        'tls_version tlsv1.3',
+        'port 8884',
+        'certfile /d.pem',
+        'keyfile /d.key',
+        'listener 8883',
+        'certfile /c.pem',
+        'keyfile /c.key',
+        'tls_version tlsv1',
+        'ciphers DEFAULT:@SECLEVEL=0',
+        'ciphers_tls1.3 TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256',
+      ].join('\n'),
+    );
+    expect(warnings).toEqual([]);
+    expect(layer.values.listeners).toEqual([
+      { port: 8883, protocol: 'mqtt', certfile: '/c.pem', keyfile: '/c.key', requireCertificate: false, selfSigned: false, tlsVersion: 'tlsv1', ciphers: 'DEFAULT:@SECLEVEL=0', ciphersTls13: 'TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256' },
+      { port: 8884, protocol: 'mqtt', certfile: '/d.pem', keyfile: '/d.key', requireCertificate: false, selfSigned: false, tlsVersion: 'tlsv1.3' },
+    ]);
+    expect(layer.sources['listeners[0].tlsVersion']).toBe(`${FILE}:8: tls_version`);
+    expect(layer.sources['listeners[0].ciphersTls13']).toBe(`${FILE}:10: ciphers_tls1.3`);
+    expect(layer.sources['listeners[1].tlsVersion']).toBe(`${FILE}:1: tls_version`);
   });
 
   it('warns about extra arguments mosquitto ignores, and a comment after the listener port', () => {
@@ -191,6 +242,8 @@ describe('mosquitto.conf subset', () => {
     ['password_file', 1, 'password_file', /missing value/],
     ['listener 1883\ncertfile /a.pem\ncertfile /b.pem', 3, 'certfile', /given twice/],
     ['password_file /a\npassword_file /b', 2, 'password_file', /given twice/],
+    ['listener 8883\ntls_version tlsv1.4', 2, 'tls_version', /invalid value "tlsv1.4"; use tlsv1, tlsv1.1, tlsv1.2 or tlsv1.3/],
+    ['listener 8883\ntls_version', 2, 'tls_version', /missing value/],
   ])('%j is an error naming file:line and directive', (text, line, directive, problem) => {
     const error = parseError(text);
     expect(error.message.startsWith(`${FILE}:${line}: ${directive}: `)).toBe(true);
@@ -240,6 +293,26 @@ describe('mosquitto.conf through the loader', () => {
     expect(a.error.message).toMatch(new RegExp(`^${a.file}:4: require_certificate: .*cafile`));
     const b = await loadError('listener 1883\ncafile /ca.pem\n');
     expect(b.error.message).toMatch(new RegExp(`^${b.file}:2: cafile: .*no TLS certificate`));
+  });
+
+  it('refuses tls_version on a listener without TLS, naming its line; ciphers there are only warned about', async () => {
+    const plain = await loadError('listener 1883\nallow_anonymous true\ntls_version tlsv1.2\n');
+    expect(plain.error.message).toMatch(new RegExp(`^${plain.file}:3: tls_version: listener 1883 does not speak TLS`));
+    const ciphers = await load('listener 1883\nciphers HIGH\nciphers_tls1.3 TLS_AES_256_GCM_SHA384\nlistener 8883\ncertfile /c\nkeyfile /k\nciphers HIGH\n');
+    expect(ciphers.warnings.filter((w) => w.includes('cipher list is not used'))).toEqual([
+      `${ciphers.file}:2: ciphers: listener 1883 does not speak TLS (no certificate), so its cipher list is not used`,
+      `${ciphers.file}:3: ciphers_tls1.3: listener 1883 does not speak TLS (no certificate), so its cipher list is not used`,
+    ]);
+    // The ACME-managed listener speaks TLS without a certfile of its own.
+    const managed = await load('listener 8883\ntls_version tlsv1.1\n', { DOMAIN: 'example.com', CLOUDFLARE_API_TOKEN: 'tok' });
+    expect(managed.config.listeners[0]?.tlsVersion).toBe('tlsv1.1');
+  });
+
+  it('refuses a cipher list OpenSSL does not know, naming the line', async () => {
+    const bad = await loadError('listener 8883\ncertfile /c\nkeyfile /k\nciphers NOT-A-CIPHER\n');
+    expect(bad.error.message).toMatch(new RegExp(`^${bad.file}:4: ciphers: "NOT-A-CIPHER" is not a cipher list OpenSSL accepts`));
+    const tls12 = await loadError('listener 8883\ncertfile /c\nkeyfile /k\nciphers_tls1.3 ECDHE-RSA-AES128-GCM-SHA256\n');
+    expect(tls12.error.message).toMatch(new RegExp(`^${tls12.file}:4: ciphers_tls1.3: .*not a list of TLS 1.3 cipher suites`));
   });
 
   it('refuses two listeners on one port, naming both lines', async () => {
