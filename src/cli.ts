@@ -3,9 +3,6 @@
  * The command line: `serve` (default), `passwd` (like mosquitto_passwd), `check-config`.
  */
 import { packageVersion } from './version.js';
-import { createLogger, type Logger } from './log.js';
-import { loadConfig } from './config/load.js';
-import { maskSecrets, parseConfigArgs } from './commands/check-config.js';
 
 const USAGE = `Usage:
   mqtt-acme-broker [serve] [-c mosquitto.conf] [--config config.json]
@@ -14,74 +11,13 @@ const USAGE = `Usage:
   mqtt-acme-broker --version
 
 With no -c, /mosquitto/conf/mosquitto.conf (and /mosquitto/conf/passwd) are used when they exist.
-Environment: DOMAIN, EMAIL, CLOUDFLARE_API_TOKEN or CLOUDFLARE_EMAIL + CLOUDFLARE_KEY, TESTCERT, ... (see README).
+Environment: DOMAIN, EMAIL, CLOUDFLARE_API_TOKEN or CLOUDFLARE_EMAIL + CLOUDFLARE_KEY, TESTCERT, LOG_FORMAT=pretty, ... (see README).
+Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads passwd, ACL, certificates and the configuration.
 `;
 
-const version = packageVersion;
-
 async function serve(argv: string[]): Promise<number> {
-  let args: ReturnType<typeof parseConfigArgs>;
-  try {
-    args = parseConfigArgs(argv);
-  } catch (err) {
-    process.stderr.write(`error: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.help === true) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const bootLog = createLogger(process.env.LOG_LEVEL ?? 'info');
-  let loaded: Awaited<ReturnType<typeof loadConfig>>;
-  try {
-    loaded = await loadConfig({ mosquittoConf: args.mosquittoConf, configJson: args.configJson, env: process.env, cwd: process.cwd() });
-  } catch (err) {
-    bootLog.fatal({ error: (err as Error).message }, 'configuration error; not starting');
-    return 1;
-  }
-  const { config } = loaded;
-  const logger: Logger = createLogger(config.logLevel);
-  for (const warning of loaded.warnings) logger.warn(warning);
-  for (const note of loaded.notes ?? []) logger.info(note);
-  logger.info({ version: version(), node: process.version, config: maskSecrets(config) }, 'starting mqtt-acme-broker');
-
-  const { startBroker } = await import('./main.js');
-  let running: Awaited<ReturnType<typeof startBroker>>;
-  try {
-    running = await startBroker(config, logger);
-  } catch (err) {
-    logger.fatal({ error: (err as Error).message }, 'could not start');
-    return 1;
-  }
-
-  return await new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting at once');
-        process.exit(1);
-      }
-      stopping = true;
-      logger.info({ signal, clients: running.broker.connectedClients }, 'shutting down: closing listeners, disconnecting clients, flushing persistence');
-      const deadline = setTimeout(() => {
-        logger.error('shutdown took longer than 10 s; exiting anyway');
-        process.exit(1);
-      }, 9_500);
-      deadline.unref();
-      running.close().then(
-        () => {
-          logger.info('stopped');
-          resolve(0);
-        },
-        (err: unknown) => {
-          logger.error({ error: (err as Error).message }, 'error during shutdown');
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  const { serveCommand } = await import('./commands/serve.js');
+  return serveCommand(argv, { env: process.env, cwd: process.cwd(), stdout: process.stdout, stderr: process.stderr, usage: USAGE });
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -94,7 +30,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case '--version':
     case '-V':
-      process.stdout.write(`${version()}\n`);
+      process.stdout.write(`${packageVersion()}\n`);
       return 0;
     case 'passwd': {
       const { passwdCommand } = await import('./commands/passwd.js');

@@ -1,4 +1,5 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { prettyDestination } from './log-pretty.js';
 
 /** Paths that may carry secrets anywhere in a log object; pino replaces their values. */
 export const REDACT_PATHS = [
@@ -26,7 +27,15 @@ export const REDACT_PATHS = [
 
 export type { Logger };
 
-export function createLogger(level: string = 'info', destination?: DestinationStream): Logger {
+/** `json` (the default: one pino JSON line per event) or `pretty` (for a person at a terminal). */
+export type LogFormat = 'json' | 'pretty';
+
+/** The log format asked for by `LOG_FORMAT`; anything but `pretty` is JSON. */
+export function logFormatFrom(env: NodeJS.ProcessEnv): LogFormat {
+  return env.LOG_FORMAT?.trim().toLowerCase() === 'pretty' ? 'pretty' : 'json';
+}
+
+export function createLogger(level: string = 'info', destination?: DestinationStream, format: LogFormat = 'json'): Logger {
   return pino(
     {
       level,
@@ -36,6 +45,6 @@ export function createLogger(level: string = 'info', destination?: DestinationSt
       formatters: { level: (label) => ({ level: label }) },
     },
     // Synchronous: lines are per connection, not per message, and none may be lost at exit.
-    destination ?? pino.destination({ sync: true }),
+    destination ?? (format === 'pretty' ? prettyDestination() : pino.destination({ sync: true })),
   );
 }

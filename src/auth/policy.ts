@@ -15,7 +15,7 @@ export class AccessPolicy {
   #aclGeneration = 0;
 
   constructor(
-    private readonly allowAnonymous: boolean,
+    private allowAnonymous: boolean,
     users?: Users,
     acl?: Acl,
   ) {
@@ -23,8 +23,13 @@ export class AccessPolicy {
     this.#acl = acl;
   }
 
-  /** Swap the users; returns the previous snapshot (undefined at the first load). */
-  setUsers(users: Users): Users | undefined {
+  /** `allow_anonymous` changed in the configuration: new connections see it. */
+  setAllowAnonymous(allow: boolean): void {
+    this.allowAnonymous = allow;
+  }
+
+  /** Swap the users (undefined: no password file any more); returns the previous snapshot. */
+  setUsers(users: Users | undefined): Users | undefined {
     const previous = this.#users;
     this.#users = users;
     return previous;
@@ -37,7 +42,7 @@ export class AccessPolicy {
     return this.#users.sameCredentials(username, previous);
   }
 
-  setAcl(acl: Acl): void {
+  setAcl(acl: Acl | undefined): void {
     this.#acl = acl;
     this.#aclGeneration += 1;
   }

@@ -68,17 +68,21 @@ export class Broker implements BrokerContext {
     this.policy = deps.policy;
     this.store = deps.store;
     this.observer = deps.observer ?? {};
+    const config = this.config;
     this.retained = new RetainedMessages(this.store);
     this.wills = new Wills(this.store, (message) => this.publish(message), this.logger);
     this.sessions = new SessionRegistry({
       store: this.store,
       subscriptions: this.subscriptions,
       logger: this.logger,
-      maxQueued: this.config.maxQueuedMessages,
+      // Read at each use: max_queued_messages may change with a reloaded configuration.
+      get maxQueued() {
+        return config.maxQueuedMessages;
+      },
       onSessionEnd: (clientId) => this.wills.sessionEnded(clientId),
     });
     this.bus = new MessageBus((message) => this.deliver(message));
-    this.sys = new SysTopics(this, this.config.sysInterval, deps.version ?? 'unknown');
+    this.sys = new SysTopics(this, deps.version ?? 'unknown');
     this.maxPacketSizeIn = this.config.maxPacketSize > 0 ? this.config.maxPacketSize : maxPacketSize(this.config.messageSizeLimit);
     this.dispatch = createDispatcher({
       maxPacketSizeIn: this.maxPacketSizeIn,
@@ -96,7 +100,7 @@ export class Broker implements BrokerContext {
     const sessions = broker.sessions.restore(snapshot.sessions, now);
     broker.wills.restore(snapshot.wills);
     await deps.store.flush();
-    broker.sys.start();
+    broker.sys.start(broker.config.sysInterval);
     deps.logger.info(
       {
         store: deps.store.kind,
@@ -106,9 +110,18 @@ export class Broker implements BrokerContext {
         allowAnonymous: deps.config.allowAnonymous,
         users: deps.policy.userCount,
       },
-      'broker ready',
+      'broker state restored',
     );
     return broker;
+  }
+
+  /**
+   * The configuration object changed in place (a reloaded mosquitto.conf): what is read per connection or
+   * per message takes effect by itself; restart what holds a copy ($SYS interval).
+   */
+  configurationChanged(): void {
+    this.sys.stop();
+    this.sys.start(this.config.sysInterval);
   }
 
   get connectedClients(): number {

@@ -19,18 +19,20 @@ export interface Drainable {
   onDrained(fn: () => void): void;
 }
 
-/** Why a connection was refused; also the label values of the refused-connections metric. */
-export type RefusalReason =
-  | 'anonymous_refused'
-  | 'bad_credentials'
-  | 'no_password_file'
-  | 'identifier_rejected'
-  | 'keepalive_too_long'
-  | 'unacceptable_protocol_version'
-  | 'bad_authentication_method'
-  | 'server_shutting_down'
-  | 'protocol'
-  | 'timeout';
+/** Why the broker refused a connection; also label values of the refused-connections metric. */
+export const REFUSAL_REASONS = [
+  'anonymous_refused',
+  'bad_credentials',
+  'no_password_file',
+  'identifier_rejected',
+  'keepalive_too_long',
+  'unacceptable_protocol_version',
+  'bad_authentication_method',
+  'server_shutting_down',
+  'protocol',
+  'timeout',
+] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /** What the broker reports to metrics; every method is called on the hot path, so keep them cheap. */
 export interface BrokerObserver {

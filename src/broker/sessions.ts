@@ -5,7 +5,7 @@
  * subscriptions) is written to the store whenever it changes.
  */
 import type { Logger } from '../log.js';
-import { Session } from './session.js';
+import { Session, type SessionOptions } from './session.js';
 import type { Store, StoreSnapshot, StoredSubscription } from './store/store.js';
 import type { SubscriptionIndex } from './subscriptions.js';
 
@@ -26,7 +26,23 @@ export class SessionRegistry {
   private readonly sessions = new Map<string, Session>();
   private queueFullDrops = 0;
 
-  constructor(private readonly options: SessionRegistryOptions) {}
+  /** Shared by every session; `maxQueued` is read through, so a changed limit applies to all at once. */
+  private readonly sessionOptions: SessionOptions;
+
+  constructor(private readonly options: SessionRegistryOptions) {
+    this.sessionOptions = {
+      store: options.store,
+      get maxQueued() {
+        return options.maxQueued;
+      },
+      onQueueFull: (id) => {
+        this.queueFullDrops += 1;
+        if (this.queueFullDrops === 1 || this.queueFullDrops % 1000 === 0) {
+          this.options.logger.warn({ clientId: id, maxQueuedMessages: this.options.maxQueued, droppedSoFar: this.queueFullDrops }, 'session queue full (max_queued_messages): message dropped for this client');
+        }
+      },
+    };
+  }
 
   get size(): number {
     return this.sessions.size;
@@ -61,16 +77,7 @@ export class SessionRegistry {
   }
 
   private create(clientId: string, expiryInterval: number): Session {
-    const session = new Session(clientId, expiryInterval, {
-      store: this.options.store,
-      maxQueued: this.options.maxQueued,
-      onQueueFull: (id) => {
-        this.queueFullDrops += 1;
-        if (this.queueFullDrops === 1 || this.queueFullDrops % 1000 === 0) {
-          this.options.logger.warn({ clientId: id, maxQueuedMessages: this.options.maxQueued, droppedSoFar: this.queueFullDrops }, 'session queue full (max_queued_messages): message dropped for this client');
-        }
-      },
-    });
+    const session = new Session(clientId, expiryInterval, this.sessionOptions);
     this.sessions.set(clientId, session);
     return session;
   }

@@ -51,7 +51,6 @@ export class SysTopics {
 
   constructor(
     private readonly source: SysSource,
-    private readonly intervalSeconds: number,
     private readonly version: string,
   ) {
     for (const [name] of LOADS) for (const [window, seconds] of WINDOWS) this.loads.set(`${name}/${window}`, new Load(seconds));
@@ -62,8 +61,12 @@ export class SysTopics {
     this.connectionsTotal += 1;
   }
 
-  start(): void {
-    if (this.intervalSeconds <= 0) return;
+  private intervalSeconds = 0;
+
+  /** Publish now and then every `intervalSeconds` (0: never). */
+  start(intervalSeconds: number): void {
+    this.intervalSeconds = intervalSeconds;
+    if (intervalSeconds <= 0) return;
     this.set('$SYS/broker/version', `mqtt-acme-broker version ${this.version}`);
     this.tick();
     this.timer = setInterval(() => this.tick(), this.intervalSeconds * 1000);
@@ -72,6 +75,7 @@ export class SysTopics {
 
   stop(): void {
     clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   /** Publish every figure whose value changed since the last interval. */

@@ -5,7 +5,7 @@
  * the broker. Its pino lines go to stdout like the broker's.
  *
  * If the parent disappears (IPC disconnect, e.g. the broker was killed) or sends SIGTERM, it removes the TXT
- * records it created and exits. A SIGKILL leaves the store consistent (every write is atomic, see store.ts); the
+ * records it created and exits. A SIGKILL leaves the store consistent (every write is atomic, see lineage-store.ts); the
  * records it reported are removed by the next child (`staleRecords`).
  */
 import { realpathSync } from 'node:fs';

@@ -1,53 +1,48 @@
 /**
- * CertificateManager: the certificate lifecycle of the ACME listener.
+ * CertificateManager: the ACME lineage as a certificate source (see tls/source.ts).
  *
  * start(): read the lineage from the volume. Valid for the configuration -> serve it at once and make no ACME
- * request. Otherwise obtain one (serving a self-signed certificate meanwhile only with selfSignedWhileWaiting;
- * serving the stored one meanwhile when only its renewal is due). Then check on a jittered timer, renew when a
- * third of the lifetime is left, retry failures with capped exponential backoff, keep serving the current
- * certificate through failures.
+ * request. Due for renewal -> serve it and renew. Otherwise obtain one, serving meanwhile the best stand-in
+ * there is (a stored lineage for these names from another CA or expired, else a self-signed certificate;
+ * nothing with selfSignedWhileWaiting false), retrying quickly at first. Then check on a jittered timer,
+ * renew when a third of the lifetime is left, retry failures with capped exponential backoff, and keep
+ * serving the current certificate through failures.
  *
- * Issuance runs in a child process (issue-process.ts, compiled) so that acme-client and the ~75 MB Cloudflare
- * SDK are never loaded into the broker. The child writes the lineage; the manager reads it back from the store.
+ * Issuance runs in a child process (issue-runner.ts); the child writes the lineage and the manager reads it
+ * back from the store.
  *
  * Events (listeners that throw are logged, never fatal):
- *   'certificate' (ServedCertificate)  serve this from now on (self-signed ones have fromCa: false)
+ *   'certificate' (ServedCertificate)  serve this from now on (stand-ins have fromCa: false and their origin)
+ *   'error'       (Error)              an issuance failed (only when someone listens); the current one stays
  *   'issued'      (IssuedEvent)        an issuance succeeded
  *   'issue-failed'(FailedEvent)        an issuance failed; a retry is scheduled
  *   'scheduled'   (ScheduledEvent)     the next check or retry time
  *   'issuing'     ({ pid })            an issuing child started
  *
- * Wiring: `m.on('certificate', (c) => tls.setSecureContext({ cert: c.cert, key: c.key }))` before `await
- * m.start()` (start() emits the stored certificate synchronously when there is one; `m.current` holds the
- * latest). Readiness: `m.hasCaCertificate`. Metrics: `m.stats()` and the 'issued' / 'issue-failed' events.
  * Construct it only when `acme.domains` is non-empty (the lineage name comes from the first domain).
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync, statSync } from 'node:fs';
-import { dirname, join, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { AcmeConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { AcmeTuning, PropagationTuning } from './acme.js';
-import type { TxtRecordHandle } from './dns/provider.js';
-import type { ChildMessage, DoneMessage, IssueRequest } from './issue-process.js';
+import { IssueRunner } from './issue-runner.js';
 import { describeCertificate } from '../x509/certificate-info.js';
-import { backoffDelay, nextCheckDelay, resolvePolicy, type RenewalPolicy } from './renewal.js';
+import { backoffDelay, isExpired, nextCheckDelay, resolvePolicy, type RenewalPolicy } from './renewal.js';
 import { assessLineage } from './lineage-assessment.js';
 import { CertificateStore, lineageNameFor, type StoredLineage } from './lineage-store.js';
+import { nameCovered } from '../x509/dns-name.js';
+import type { CertificateOrigin, CertificateSource, SourcedCertificate } from '../tls/source.js';
 
-export interface ServedCertificate {
+export interface ServedCertificate extends SourcedCertificate {
   /** Leaf + intermediates (fullchain.pem). */
   cert: string;
   /** Private key PEM. */
   key: string;
   notBefore: Date;
-  notAfter: Date;
   names: string[];
   serial: string;
   lineage: string;
-  /** True for a certificate from the CA (stored lineage), false for the temporary self-signed one. */
+  /** True for a certificate from the configured CA; false for a stand-in (staging, expired, self-signed). */
   fromCa: boolean;
 }
 
@@ -108,7 +103,7 @@ export const systemClock: Clock = {
 };
 
 export interface CertificateManagerOptions {
-  /** The compiled issue-process script; default: see defaultIssueScriptPath(). */
+  /** The compiled issue-process script; default: issue-process.js next to this module (tests: dist/certs/issue-process.js). */
   issueScript?: string;
   policy?: Partial<RenewalPolicy>;
   propagation?: PropagationTuning;
@@ -130,32 +125,9 @@ export interface CertificateManagerOptions {
   random?: () => number;
 }
 
-/**
- * The compiled issue-process.js next to the running manager module. When the manager runs from its TypeScript
- * source (vitest, `src/certs/manager.ts`), the compiled twin under `dist/` is used (`npm run build` first).
- */
-export function defaultIssueScriptPath(moduleUrl: string = import.meta.url): string {
-  const here = fileURLToPath(moduleUrl);
-  if (here.endsWith('.ts')) {
-    const marker = `${sep}src${sep}`;
-    const idx = here.lastIndexOf(marker);
-    if (idx >= 0) {
-      const rel = dirname(here.slice(idx + marker.length));
-      return join(here.slice(0, idx), 'dist', rel, 'issue-process.js');
-    }
-  }
-  return join(dirname(here), 'issue-process.js');
-}
-
-function childEnvironment(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^CLOUDFLARE_/i.test(k)) env[k] = v;
-  return env;
-}
-
-export class CertificateManager extends EventEmitter {
+export class CertificateManager extends EventEmitter implements CertificateSource {
   private readonly store: CertificateStore;
-  private readonly name: string;
+  private readonly lineage: string;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly policy: RenewalPolicy;
@@ -163,7 +135,7 @@ export class CertificateManager extends EventEmitter {
   private served: ServedCertificate | undefined;
   private timer: unknown;
   private nextAt: Date | undefined;
-  private child: ChildProcess | undefined;
+  private readonly runner: IssueRunner;
   private issuing: Promise<void> | undefined;
   private stopped = false;
   private started = false;
@@ -171,7 +143,6 @@ export class CertificateManager extends EventEmitter {
   private failed = 0;
   private failures = 0;
   private lastError: string | undefined;
-  private readonly stale = new Map<string, TxtRecordHandle>();
 
   constructor(
     private readonly config: AcmeConfig,
@@ -180,16 +151,35 @@ export class CertificateManager extends EventEmitter {
   ) {
     super();
     this.log = logger.child({ component: 'certificates' });
-    this.name = lineageNameFor(config.domains);
+    this.lineage = lineageNameFor(config.domains);
     this.store = new CertificateStore(config.letsencryptDir, { logger: this.log });
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.policy = resolvePolicy(options.policy);
+    this.runner = new IssueRunner(
+      {
+        ...(options.issueScript === undefined ? {} : { script: options.issueScript }),
+        ...(options.childOutput === undefined ? {} : { output: options.childOutput }),
+        ...(options.childEnv === undefined ? {} : { env: options.childEnv }),
+        ...(options.issueTimeoutMs === undefined ? {} : { timeoutMs: options.issueTimeoutMs }),
+        ...(options.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: options.stopTimeoutMs }),
+      },
+      this.log,
+    );
   }
 
-  /** The certificate to serve now (undefined until one exists). */
-  get current(): ServedCertificate | undefined {
+  get name(): string {
+    return `acme ${this.lineage}`;
+  }
+
+  /** The certificate to serve now: the CA's, or a stand-in while there is none (undefined until one exists). */
+  current(): ServedCertificate | undefined {
     return this.served;
+  }
+
+  /** CertificateSource: stop(). */
+  close(): Promise<void> {
+    return this.stop();
   }
 
   /** Readiness: a certificate from the CA is being served. */
@@ -198,12 +188,12 @@ export class CertificateManager extends EventEmitter {
   }
 
   get lineageName(): string {
-    return this.name;
+    return this.lineage;
   }
 
   /** pid of a running issuing child (tests, diagnostics). */
   get issuingPid(): number | undefined {
-    return this.child?.pid;
+    return this.runner.pid;
   }
 
   stats(): ManagerStats {
@@ -233,21 +223,21 @@ export class CertificateManager extends EventEmitter {
     if (lineage) {
       const a = assessLineage(lineage, this.config, now, this.policy);
       if (a.valid) {
-        this.log.info({ lineage: this.name, notAfter: lineage.notAfter.toISOString(), names: lineage.names, server: lineage.server }, 'serving the stored certificate; no ACME request needed');
-        this.serve(lineage);
+        this.log.info({ lineage: this.lineage, notAfter: lineage.notAfter.toISOString(), names: lineage.names, server: lineage.server }, 'serving the stored certificate; no ACME request needed');
+        this.serve(lineage, 'ca');
         this.scheduleCheck();
         return;
       }
       if (a.servable) {
-        this.log.info({ lineage: this.name, notAfter: lineage.notAfter.toISOString() }, 'serving the stored certificate; its renewal is due');
-        this.serve(lineage);
+        this.log.info({ lineage: this.lineage, notAfter: lineage.notAfter.toISOString() }, 'serving the stored certificate; its renewal is due');
+        this.serve(lineage, 'ca');
       } else {
-        this.log.info({ lineage: this.name, reasons: a.reasons }, 'stored certificate not usable for this configuration; obtaining a new one');
+        this.log.info({ lineage: this.lineage, reasons: a.reasons }, 'stored certificate not usable for this configuration; obtaining a new one');
       }
     } else {
-      this.log.info({ lineage: this.name, dir: this.config.letsencryptDir }, 'no stored certificate; obtaining one');
+      this.log.info({ lineage: this.lineage, dir: this.config.letsencryptDir }, 'no stored certificate; obtaining one');
     }
-    if (!this.served && this.config.selfSignedWhileWaiting) await this.serveSelfSigned();
+    if (!this.served && this.config.selfSignedWhileWaiting) await this.serveStandIn(lineage);
     this.startIssue();
   }
 
@@ -271,18 +261,21 @@ export class CertificateManager extends EventEmitter {
     if (this.issuing) await this.issuing;
   }
 
+  /** Read the store again now (SIGHUP): a newer certificate found there is served; a due renewal starts. */
+  async reload(): Promise<boolean> {
+    if (this.stopped || !this.started) return false;
+    if (this.issuing === undefined) {
+      this.clearTimer();
+      await this.check();
+    }
+    return true;
+  }
+
   /** Cancel timers; stop a running issuing child (SIGTERM so it removes its records, SIGKILL after stopTimeoutMs). */
   async stop(): Promise<void> {
     this.stopped = true;
     this.clearTimer();
-    const child = this.child;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const killTimer = setTimeout(() => child.kill('SIGKILL'), this.options.stopTimeoutMs ?? 5000);
-      await exited;
-      clearTimeout(killTimer);
-    }
+    await this.runner.stop();
     if (this.issuing) await this.issuing.catch(() => undefined);
   }
 
@@ -290,14 +283,15 @@ export class CertificateManager extends EventEmitter {
 
   private async readStore(): Promise<StoredLineage | undefined> {
     try {
-      return await this.store.read(this.name);
+      return await this.store.read(this.lineage);
     } catch (err) {
-      this.log.error({ lineage: this.name, err: (err as Error).message }, 'cannot read the stored certificate');
+      this.log.error({ lineage: this.lineage, err: (err as Error).message }, 'cannot read the stored certificate');
       return undefined;
     }
   }
 
-  private serve(l: StoredLineage): void {
+  private serve(l: StoredLineage, origin: CertificateOrigin): void {
+    const fromCa = origin === 'ca';
     const cert: ServedCertificate = {
       cert: l.fullchain,
       key: l.privkey,
@@ -306,18 +300,43 @@ export class CertificateManager extends EventEmitter {
       names: l.names,
       serial: l.serial,
       lineage: l.name,
-      fromCa: true,
+      fromCa,
+      origin,
+      description: fromCa ? `ACME lineage ${l.name}` : `stored ${origin} certificate of lineage ${l.name} (stand-in until the CA's arrives)`,
     };
     this.served = cert;
     this.notify('certificate', cert);
   }
 
-  private async serveSelfSigned(): Promise<void> {
+  /**
+   * While the CA's certificate cannot be had, serve the best there is rather than nothing: a stored lineage
+   * for these names that is only from another CA (Let's Encrypt staging) or expired, else a self-signed one.
+   * Clients that skip verification (a camera's `--insecure`) keep working; readiness and the metrics say
+   * that it is a stand-in.
+   */
+  private async serveStandIn(stored: StoredLineage | undefined): Promise<void> {
+    if (stored !== undefined && stored.keyMatches && this.config.domains.every((d) => nameCovered(stored.names, d))) {
+      const origin: CertificateOrigin = isExpired(stored, this.clock.now()) ? 'expired' : 'staging';
+      this.log.warn({ lineage: this.lineage, origin, notAfter: stored.notAfter.toISOString(), issuer: stored.issuer }, `serving the stored ${origin} certificate until the CA's certificate arrives`);
+      this.serve(stored, origin);
+      return;
+    }
     const { createCertificate } = await import('./self-signed.js');
     const c = await createCertificate({ commonName: this.config.domains[0] ?? 'localhost', altNames: this.config.domains, keyType: this.config.keyType, validDays: 30 });
     const d = describeCertificate(c.cert);
-    this.served = { cert: c.cert, key: c.key, notBefore: d.notBefore, notAfter: d.notAfter, names: d.subjectAltNames, serial: d.serial, lineage: this.name, fromCa: false };
-    this.log.warn({ names: d.subjectAltNames }, 'serving a self-signed certificate until the CA certificate arrives');
+    this.served = {
+      cert: c.cert,
+      key: c.key,
+      notBefore: d.notBefore,
+      notAfter: d.notAfter,
+      names: d.subjectAltNames,
+      serial: d.serial,
+      lineage: this.lineage,
+      fromCa: false,
+      origin: 'self_signed',
+      description: 'self-signed stand-in until the CA certificate arrives',
+    };
+    this.log.warn({ names: d.subjectAltNames }, "serving a self-signed certificate until the CA's certificate arrives");
     this.notify('certificate', this.served);
   }
 
@@ -363,15 +382,15 @@ export class CertificateManager extends EventEmitter {
     if (lineage) {
       const a = assessLineage(lineage, this.config, now, this.policy);
       if (a.servable && lineage.serial !== this.served?.serial && (!this.served?.fromCa || lineage.notAfter >= this.served.notAfter)) {
-        this.log.info({ lineage: this.name, serial: lineage.serial, notAfter: lineage.notAfter.toISOString() }, 'the store holds a newer certificate; serving it');
-        this.serve(lineage);
+        this.log.info({ lineage: this.lineage, serial: lineage.serial, notAfter: lineage.notAfter.toISOString() }, 'the store holds a newer certificate; serving it');
+        this.serve(lineage, 'ca');
       }
       if (a.valid) {
         this.failures = 0;
         this.scheduleCheck();
         return;
       }
-      this.log.info({ lineage: this.name, reasons: a.reasons }, 'certificate needs to be renewed');
+      this.log.info({ lineage: this.lineage, reasons: a.reasons }, 'certificate needs to be renewed');
     }
     this.startIssue();
   }
@@ -388,18 +407,16 @@ export class CertificateManager extends EventEmitter {
   private async issue(): Promise<void> {
     const started = this.clock.now();
     const renewal = this.hasCaCertificate;
+    if (this.served !== undefined && !this.served.fromCa) {
+      this.log.warn({ lineage: this.lineage, serving: this.served.origin, attempt: this.failures + 1 }, `asking the CA for a certificate; meanwhile serving a ${this.served.origin.replace('_', '-')} stand-in`);
+    }
     try {
       await this.issueInChild();
-      const lineage = await this.store.read(this.name);
-      if (!lineage) throw new Error(`The issuing process reported success but lineage ${this.name} cannot be read from ${this.config.letsencryptDir}.`);
+      const lineage = await this.store.read(this.lineage);
+      if (!lineage) throw new Error(`The issuing process reported success but lineage ${this.lineage} cannot be read from ${this.config.letsencryptDir}.`);
       const a = assessLineage(lineage, this.config, this.clock.now(), this.policy);
       if (!a.servable) throw new Error(`The new certificate is not usable: it ${a.reasons.join('; ')}.`);
-      this.serve(lineage);
-      this.succeeded += 1;
-      this.failures = 0;
-      this.lastError = undefined;
-      this.notify('issued', { lineage: lineage.name, serial: lineage.serial, notAfter: lineage.notAfter, durationMs: this.clock.now() - started, renewal } satisfies IssuedEvent);
-      this.scheduleCheck();
+      this.issued(lineage, started, renewal);
     } catch (err) {
       if (this.stopped) return;
       const error = err instanceof Error ? err : new Error(String(err));
@@ -407,98 +424,63 @@ export class CertificateManager extends EventEmitter {
       const lineage = await this.readStore();
       if (lineage && lineage.serial !== this.served?.serial && assessLineage(lineage, this.config, this.clock.now(), this.policy).valid) {
         this.log.warn({ err: error.message }, 'the issuing process failed after storing a new certificate; serving it');
-        this.serve(lineage);
-        this.succeeded += 1;
-        this.failures = 0;
-        this.notify('issued', { lineage: lineage.name, serial: lineage.serial, notAfter: lineage.notAfter, durationMs: this.clock.now() - started, renewal } satisfies IssuedEvent);
-        this.scheduleCheck();
+        this.issued(lineage, started, renewal);
         return;
       }
       this.failed += 1;
       this.failures += 1;
       this.lastError = error.message;
-      const retryInMs = backoffDelay(this.failures, this.random, this.policy);
+      const retryInMs = this.retryDelay();
+      const serving = this.served === undefined ? 'nothing' : this.served.fromCa ? 'the current CA certificate' : `a ${this.served.origin.replace('_', '-')} stand-in`;
       this.log.error(
-        { err: error.message, failures: this.failures, retryInS: Math.round(retryInMs / 1000), serving: this.served ? (this.served.fromCa ? 'current CA certificate' : 'self-signed') : 'nothing' },
-        renewal ? 'certificate renewal failed; keeping the current certificate' : 'obtaining the certificate failed',
+        { err: error.message, failures: this.failures, retryInS: Math.round(retryInMs / 1000), serving },
+        renewal ? 'certificate renewal failed; keeping the current certificate' : `obtaining the certificate failed; serving ${serving} until it succeeds`,
       );
       this.notify('issue-failed', { error, failures: this.failures, retryInMs } satisfies FailedEvent);
+      if (this.listenerCount('error') > 0) this.notify('error', error);
       this.schedule(retryInMs, 'retry');
     }
   }
 
-  private issueScript(): string {
-    const script = this.options.issueScript ?? defaultIssueScriptPath();
-    if (!existsSync(script)) throw new Error(`The certificate issuing script ${script} does not exist: run \`npm run build\` (or set the issueScript option).`);
-    if (this.options.issueScript === undefined && import.meta.url.endsWith('.ts')) {
-      const source = join(dirname(fileURLToPath(import.meta.url)), 'issue-process.ts');
-      try {
-        if (statSync(source).mtimeMs > statSync(script).mtimeMs) this.log.warn({ script }, 'the compiled issue-process.js is older than its source: run `npm run build`');
-      } catch {
-        // no source next to us: nothing to compare
-      }
+  private issued(lineage: StoredLineage, started: number, renewal: boolean): void {
+    this.serve(lineage, 'ca');
+    this.succeeded += 1;
+    this.failures = 0;
+    this.lastError = undefined;
+    this.notify('issued', { lineage: lineage.name, serial: lineage.serial, notAfter: lineage.notAfter, durationMs: this.clock.now() - started, renewal } satisfies IssuedEvent);
+    this.scheduleCheck();
+  }
+
+  /**
+   * The wait before the next attempt. Until the CA's first certificate is served, the first retries come
+   * quickly (a tenth of the backoff base, doubling: 30 s, 1 min, 2 min with the 5 min default), since a DNS
+   * API hiccup should not leave a stand-in in place for long; then, as for renewals, the capped exponential
+   * backoff from its base.
+   */
+  private retryDelay(): number {
+    const quick = 3;
+    if (this.hasCaCertificate) return backoffDelay(this.failures, this.random, this.policy);
+    if (this.failures <= quick) {
+      const base = (this.policy.backoffBaseMs / 10) * 2 ** (this.failures - 1);
+      return Math.round(base * (1 + this.policy.backoffJitter * (2 * this.random() - 1)));
     }
-    return script;
+    return backoffDelay(this.failures - quick, this.random, this.policy);
   }
 
   private issueInChild(): Promise<void> {
-    const request: IssueRequest = {
-      config: this.config,
-      logLevel: this.options.childLogLevel ?? this.log.level,
-      ...(this.options.propagation ? { propagation: this.options.propagation } : {}),
-      ...(this.options.acme ? { acme: this.options.acme } : {}),
-      ...(this.options.cloudflare ? { cloudflare: this.options.cloudflare } : {}),
-      ...(this.options.trustedCa ? { trustedCa: this.options.trustedCa } : {}),
-      staleRecords: [...this.stale.values()],
-    };
-    return new Promise<void>((resolve, reject) => {
-      let child: ChildProcess;
-      try {
-        const out = this.options.childOutput;
-        child = fork(this.issueScript(), [], {
-          env: this.options.childEnv ?? childEnvironment(),
-          execArgv: [],
-          stdio: out ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'],
-          serialization: 'json',
-        });
-        if (out) {
-          child.stdout?.pipe(out, { end: false });
-          child.stderr?.pipe(out, { end: false });
-        }
-      } catch (err) {
-        reject(err as Error);
-        return;
-      }
-      this.child = child;
-      this.log.info({ pid: child.pid, lineage: this.name }, 'issuing process started');
-      this.notify('issuing', { pid: child.pid });
-      let result: DoneMessage | undefined;
-      const timeout = setTimeout(() => {
-        this.log.error({ pid: child.pid }, 'issuing process took too long; killing it');
-        child.kill('SIGKILL');
-      }, this.options.issueTimeoutMs ?? 30 * 60_000);
-      timeout.unref();
-      child.on('message', (msg: ChildMessage) => {
-        if (msg.type === 'record') {
-          if (msg.event === 'created') this.stale.set(msg.handle.recordId, msg.handle);
-          else this.stale.delete(msg.handle.recordId);
-        } else if (msg.type === 'done') {
-          result = msg;
-        }
-      });
-      child.once('error', (err) => {
-        clearTimeout(timeout);
-        this.child = undefined;
-        reject(err);
-      });
-      child.once('exit', (code, signal) => {
-        clearTimeout(timeout);
-        this.child = undefined;
-        if (result?.ok) resolve();
-        else if (result && !result.ok) reject(new Error(result.error.message));
-        else reject(new Error(`The issuing process ${child.pid} exited before finishing (${signal ? `signal ${signal}` : `exit code ${code}`}).`));
-      });
-      child.send({ type: 'issue', request });
-    });
+    return this.runner.run(
+      {
+        config: this.config,
+        logLevel: this.options.childLogLevel ?? this.log.level,
+        ...(this.options.propagation ? { propagation: this.options.propagation } : {}),
+        ...(this.options.acme ? { acme: this.options.acme } : {}),
+        ...(this.options.cloudflare ? { cloudflare: this.options.cloudflare } : {}),
+        ...(this.options.trustedCa ? { trustedCa: this.options.trustedCa } : {}),
+      },
+      (pid) => {
+        this.log.info({ pid, lineage: this.lineage }, 'issuing process started');
+        this.notify('issuing', { pid });
+      },
+    );
   }
 }

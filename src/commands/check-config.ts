@@ -11,8 +11,8 @@ import { loadConfig, type LoadOptions } from '../config/load.js';
 import { ConfigError, maskSecrets, type Config } from '../config/schema.js';
 import { parsePasswd } from '../auth/passwd.js';
 import { parseAcl } from '../auth/acl.js';
+import { parseConfigArgs } from './config-args.js';
 
-export { maskSecrets } from '../config/schema.js';
 
 export interface CheckConfigIo {
   stdout: { write(chunk: string): unknown };
@@ -25,25 +25,6 @@ export interface CheckConfigIo {
 
 const USAGE = 'usage: mqtt-acme-broker check-config [-c mosquitto.conf] [--config config.json]\n';
 
-/** `[-c mosquitto.conf] [--config config.json] [-h]`, shared by `serve` and `check-config`. */
-export function parseConfigArgs(argv: string[]): { mosquittoConf?: string; configJson?: string; help?: boolean } {
-  const args: { mosquittoConf?: string; configJson?: string; help?: boolean } = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const value = (): string => {
-      const v = argv[i + 1];
-      if (v === undefined || v === '') throw new Error(`${arg} needs a file name`);
-      i++;
-      return v;
-    };
-    if (arg === '-c' || arg === '--conf') args.mosquittoConf = value();
-    else if (arg === '--config') args.configJson = value();
-    else if (arg.startsWith('--config=')) args.configJson = arg.slice('--config='.length);
-    else if (arg === '-h' || arg === '--help') args.help = true;
-    else throw new Error(`unknown argument "${arg}"`);
-  }
-  return args;
-}
 
 async function readText(path: string, what: string, source: string): Promise<string> {
   try {

@@ -187,7 +187,7 @@ async function derive(
       if (l.selfSigned) {
         notes.push(
           `${at('selfSigned')}: port ${l.port} serves the ACME-managed certificate instead of a self-signed one ` +
-            '(set ACME_SELF_SIGNED_WHILE_WAITING=true to serve one until the first certificate arrives)',
+            '(a self-signed stand-in is served only until the first certificate arrives; ACME_SELF_SIGNED_WHILE_WAITING=false turns that off)',
         );
         l.selfSigned = false;
       }

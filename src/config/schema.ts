@@ -292,8 +292,9 @@ const acmeSchema = z
       reload: 'restart',
       env: 'CERT_REUSE_KEY',
     }),
-    selfSignedWhileWaiting: key(bool().default(false), {
-      description: 'Serve a self-signed certificate on the managed listener until the first one is issued.',
+    selfSignedWhileWaiting: key(bool().default(true), {
+      description:
+        "Until the CA's first certificate arrives, serve the best there is on the managed listener (a stored staging or expired lineage for the names, else a self-signed certificate); false: keep that listener closed until then.",
       reload: 'restart',
       env: 'ACME_SELF_SIGNED_WHILE_WAITING',
     }),
@@ -365,11 +366,11 @@ export const configSchema = z.strictObject({
         .refine((n) => n !== 0, { error: (issue) => `${String(issue.input)} is not a limit: use -1 for unlimited or a positive number` }),
       { kind: 'int', text: 'a number of connections (-1 = unlimited)' },
     ).default(-1),
-    { description: 'Connections per listener beyond this are closed at accept; -1: unlimited.', reload: 'live', conf: 'max_connections' },
+    { description: 'Connections per listener beyond this are closed at accept; -1: unlimited.', reload: 'restart', conf: 'max_connections' },
   ),
   messageSizeLimit: key(int({ min: 0, max: 268435455, unit: 'bytes', hint: '0 = unlimited' }).default(0), {
     description: 'Largest PUBLISH payload in bytes; larger ones are dropped; 0: unlimited.',
-    reload: 'live',
+    reload: 'restart',
     conf: 'message_size_limit',
   }),
   maxKeepalive: key(int({ min: 1, max: 65535, unit: 'seconds' }).default(65535), {
@@ -410,7 +411,7 @@ export const configSchema = z.strictObject({
     })().default(0),
     {
       description: 'Largest packet in bytes a client may send, told to v5 clients as Maximum Packet Size; 0: no limit of its own.',
-      reload: 'live',
+      reload: 'restart',
       conf: 'max_packet_size',
     },
   ),
@@ -425,7 +426,7 @@ export const configSchema = z.strictObject({
   }),
   logLevel: key(oneOf(LOG_LEVELS).default('info'), {
     description: 'The least severe level logged (mosquitto.conf: the most verbose log_type).',
-    reload: 'live',
+    reload: 'restart',
     conf: 'log_type',
     env: 'LOG_LEVEL',
   }),

@@ -22,9 +22,9 @@ describe('renewal with Cloudflare failing', () => {
   });
 
   async function expectKeptAndClean(r: FailedRenewal): Promise<void> {
-    expect(r.manager.current?.serial).toBe(r.made.serial);
+    expect(r.manager.current()?.serial).toBe(r.made.serial);
     expect(r.manager.hasCaCertificate).toBe(true);
-    const name = lineageNameFor(r.manager.current?.names ?? []);
+    const name = lineageNameFor(r.manager.current()?.names ?? []);
     expect((await new CertificateStore(r.dir).read(name))?.serial).toBe(r.made.serial);
     expect(bed.cloudflare.records()).toEqual([]);
     expect(r.failure.failures).toBe(1);
@@ -44,7 +44,7 @@ describe('renewal with Cloudflare failing', () => {
     const renewed = await nextEvent<IssuedEvent>(r.manager, 'issued');
     await r.manager.stop();
     expect(renewed.serial).not.toBe(r.made.serial);
-    expect(r.manager.current?.serial).toBe(renewed.serial);
+    expect(r.manager.current()?.serial).toBe(renewed.serial);
     expect(r.manager.stats()).toMatchObject({ renewalsSucceeded: 1, renewalsFailed: 1, consecutiveFailures: 0, lastError: undefined });
     expect(bed.cloudflare.records()).toEqual([]);
   });

@@ -79,10 +79,10 @@ describe('renewal', () => {
     });
     const failed = nextEvent<FailedEvent>(m, 'issue-failed');
     await m.start();
-    expect(m.current?.serial).toBe(made.serial);
+    expect(m.current()?.serial).toBe(made.serial);
     const failure = await failed;
     expect(failure.error.message).toMatch(new RegExp(`issuing process ${killed} exited before finishing \\(signal SIGKILL\\)`));
-    expect(m.current?.serial).toBe(made.serial);
+    expect(m.current()?.serial).toBe(made.serial);
     const afterKill = await new CertificateStore(dir).read('example.test');
     expectConsistent(afterKill);
     expect(afterKill.serial).toBe(made.serial);
@@ -115,7 +115,7 @@ describe('renewal', () => {
     const first = await outcome;
     const read = await new CertificateStore(dir).read('example.test');
     expectConsistent(read);
-    expect(m.current?.serial).toBe(read.serial);
+    expect(m.current()?.serial).toBe(read.serial);
     if (first === 'failed') {
       expect(read.serial).toBe(made.serial);
       await nextEvent<IssuedEvent>(m, 'issued');
@@ -125,6 +125,6 @@ describe('renewal', () => {
     const final = await new CertificateStore(dir).read('example.test');
     expectConsistent(final);
     expect(final.serial).not.toBe(made.serial);
-    expect(m.current?.serial).toBe(final.serial);
+    expect(m.current()?.serial).toBe(final.serial);
   });
 });

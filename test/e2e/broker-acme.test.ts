@@ -10,7 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defaultConfig, type Config } from '../../src/config/schema.js';
-import { startBroker, type RunningBroker } from '../../src/main.js';
+import { startServer, type RunningServer } from '../../src/server/start.js';
 import type { IssuedEvent } from '../../src/certs/manager.js';
 import { createLogger } from '../../src/log.js';
 import { connectMqtt, collectMessages } from '../support/clients.js';
@@ -40,7 +40,7 @@ function peerSerial(port: number, ca: string, servername: string): Promise<strin
 }
 
 describe('the broker with ACME', () => {
-  let running: RunningBroker | undefined;
+  let running: RunningServer | undefined;
   afterAll(async () => {
     await running?.close();
   });
@@ -60,7 +60,7 @@ describe('the broker with ACME', () => {
       acme: bed.config(dir, { mqttsPort }),
     };
     const logs = new LogCapture();
-    running = await startBroker(config, createLogger('debug', logs), { certificates: bed.managerOptions() });
+    running = await startServer(config, createLogger('debug', logs), { acme: bed.managerOptions() });
     const manager = running.certificates;
     expect(manager).toBeDefined();
     const first = await manager!.whenCaCertificate();
@@ -121,9 +121,13 @@ describe('the broker with ACME', () => {
     };
     const ordersBefore = bed.pebble.orderCount();
     let broker = await spawnBroker(['-c', conf], env, 1);
-    expect(bed.pebble.orderCount()).toBe(ordersBefore + 1);
+    // The listener opens at once (with a self-signed stand-in) and serves the CA's certificate once issued.
     const root = await bed.pebble.issuingRoot();
-    const serial = await peerSerial(broker.ports[0] ?? 0, root, 'cam.example.test');
+    const serial = await expect
+      .poll(() => peerSerial(broker.ports[0] ?? 0, root, 'cam.example.test').catch(() => ''), { timeout: 30_000 })
+      .not.toBe('')
+      .then(() => peerSerial(broker.ports[0] ?? 0, root, 'cam.example.test'));
+    expect(bed.pebble.orderCount()).toBe(ordersBefore + 1);
     expect(broker.logs.text()).not.toContain(bed.cloudflare.apiToken);
     expect(broker.logs.text()).toMatch(/CLOUDFLARE_API_TOKEN: surrounding whitespace/);
     expect((await broker.stop()).code).toBe(0);

@@ -1,5 +1,5 @@
 /**
- * Harnesses for a real broker: in-process (startBroker with a Config on port 0) and as a child process
+ * Harnesses for a real broker: in-process (startServer with a Config on port 0) and as a child process
  * (`node dist/cli.js`, for restarts and signals). Both on loopback, with a CA made at test time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { defaultConfig, type Config, type ListenerConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
-import { startBroker, type RunningBroker, type StartOptions } from '../../src/main.js';
+import { startServer, type RunningServer, type StartOptions } from '../../src/server/start.js';
 import { createTestPki, type TestPki } from './tls.js';
 
 /** Users from FACTS.md, written by mosquitto_passwd 2.0.11. */
@@ -22,6 +22,8 @@ export const USERS = { cam: 's3cret', bob: 'hunter2' } as const;
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(REPO_ROOT, 'dist/cli.js');
+/** The compiled ACME issuing child, for managers run from src/ by vitest. */
+export const ISSUE_SCRIPT = join(REPO_ROOT, 'dist/certs/issue-process.js');
 
 /** Collects pino lines written by the broker, for assertions on logs. */
 export class LogCapture extends Writable {
@@ -51,7 +53,7 @@ export interface TestBroker {
   dir: string;
   pki: TestPki;
   config: Config;
-  running: RunningBroker;
+  running: RunningServer;
   logs: LogCapture;
   /** Port of the first listener (MQTTS). */
   port: number;
@@ -109,7 +111,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   };
   const logs = new LogCapture();
   const logger = createLogger(config.logLevel, logs);
-  const running = await startBroker(config, logger, options.start);
+  const running = await startServer(config, logger, options.start);
   const first = running.listeners[0];
   if (!first) throw new Error('no listener started');
   return {

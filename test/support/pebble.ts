@@ -20,6 +20,7 @@ import { startDnsServer, type DnsServer } from './dns-server.js';
 import { startFakeCloudflare, type FakeCloudflare } from './fake-cloudflare.js';
 import { createCertificate } from '../../src/certs/self-signed.js';
 import { createTestPki } from './tls.js';
+import { ISSUE_SCRIPT } from './broker.js';
 
 export interface PebbleOptions {
   /** `host:port` of the DNS server pebble's VA asks for TXT records. */
@@ -232,6 +233,8 @@ export async function startAcmeTestbed(opts: { validitySeconds?: number; pebbleE
   const dirs: string[] = [];
   const managers = new Set<CertificateManager>();
   const managerOptions = (overrides: Partial<CertificateManagerOptions> = {}): CertificateManagerOptions => ({
+    // The compiled child (npm test builds first): vitest runs the manager from src/, the child runs from dist/.
+    issueScript: ISSUE_SCRIPT,
     trustedCa: pebble.apiCa,
     childOutput: logs.stream,
     childLogLevel: 'trace',

@@ -6,7 +6,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
-import { CertificateManager, defaultIssueScriptPath, type Clock } from '../../src/certs/manager.js';
+import { CertificateManager, type Clock } from '../../src/certs/manager.js';
+import { defaultIssueScriptPath } from '../../src/certs/issue-runner.js';
 import { createCertificate } from '../../src/certs/self-signed.js';
 import type { CertificateFiles } from '../../src/certs/lineage-files.js';
 import { CertificateStore } from '../../src/certs/lineage-store.js';
@@ -41,12 +42,10 @@ async function staticClosure(entry: string): Promise<{ files: Set<string>; packa
 }
 
 describe('CertificateManager wiring', () => {
-  it('runs the compiled issue-process.js: next to the compiled manager, or the dist/ twin of a TypeScript source', () => {
-    expect(defaultIssueScriptPath(pathToFileURL('/app/dist/certs/manager.js').href)).toBe('/app/dist/certs/issue-process.js');
-    expect(defaultIssueScriptPath(pathToFileURL('/work/x/src/certs/manager.ts').href)).toBe('/work/x/dist/certs/issue-process.js');
-    // The default as vitest runs it (from src/) points at the build output of this checkout.
-    expect(defaultIssueScriptPath()).toBe(join(root, 'dist', 'certs', 'issue-process.js'));
-    expect(existsSync(defaultIssueScriptPath()), 'run `npm run build` first').toBe(true);
+  it('runs the compiled issue-process.js next to the compiled manager (tests name dist/ explicitly)', () => {
+    expect(defaultIssueScriptPath(pathToFileURL('/app/dist/certs/issue-runner.js').href)).toBe('/app/dist/certs/issue-process.js');
+    expect(existsSync(join(root, 'dist', 'certs', 'issue-process.js')), 'run `npm run build` first').toBe(true);
+    expect(existsSync(join(root, 'dist', 'certs', 'manager.js'))).toBe(true);
   });
 
   it('the broker side never loads acme-client or the Cloudflare SDK: they are only imported by the issuing child', async () => {
@@ -127,7 +126,7 @@ describe('CertificateManager with an injected clock (no issuance needed)', () =>
     }
   });
 
-  it('an issuance that cannot start (no compiled script) is a failure with a clear message and a backoff retry on the clock', async () => {
+  it('an issuance that cannot start (no compiled script) is a failure with a clear message, quick first retries and then the backoff, on the clock', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mab-mgr-'));
     try {
       const clock = fakeClock(Date.now());
@@ -137,8 +136,18 @@ describe('CertificateManager with an injected clock (no issuance needed)', () =>
       await m.start();
       const f = await failed;
       expect(f.error.message).toMatch(/issuing script .*missing\.js does not exist: run `npm run build`/);
-      expect(f.retryInMs).toBe(5 * 60_000);
-      expect(clock.pending()).toEqual([5 * 60_000]);
+      // No CA certificate yet: the first retries come quickly (a tenth of the 5 min base, doubling), then
+      // the backoff from its base, so that a DNS API hiccup does not leave a stand-in in place for long.
+      expect(f.retryInMs).toBe(30_000);
+      expect(clock.pending()).toEqual([30_000]);
+      const delays = [f.retryInMs];
+      for (let i = 0; i < 5; i++) {
+        const next = new Promise<{ retryInMs: number }>((r) => m.once('issue-failed', r));
+        await new Promise((r) => setTimeout(r, 0)); // the failed attempt finishes after its event
+        await clock.advanceToNext();
+        delays.push((await next).retryInMs);
+      }
+      expect(delays).toEqual([30_000, 60_000, 120_000, 5 * 60_000, 10 * 60_000, 20 * 60_000]);
       expect(m.hasCaCertificate).toBe(false);
       await m.stop();
     } finally {

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkConfigCommand, maskSecrets } from '../../src/commands/check-config.js';
+import { checkConfigCommand } from '../../src/commands/check-config.js';
+import { maskSecrets } from '../../src/config/schema.js';
 import { maskSecrets as schemaMask, type Config } from '../../src/config/schema.js';
 import { createTestPki } from '../support/tls.js';
 

@@ -152,13 +152,13 @@ describe('ops HTTP server', () => {
 
     h.metrics.clientConnected('mqtts:8883');
     h.metrics.messageIn(42);
-    h.metrics.connectionRefused('not_authorized');
+    h.metrics.connectionRefused('bad_credentials');
     const after = await (await fetch(h.url('/metrics'))).text();
     expect(after).toMatch(/^mqtt_acme_broker_connections_accepted_total\{listener="mqtts:8883"\} 1$/m);
     expect(after).toMatch(/^mqtt_acme_broker_connected_clients 1$/m);
     expect(after).toMatch(/^mqtt_acme_broker_messages_received_total 1$/m);
     expect(after).toMatch(/^mqtt_acme_broker_received_payload_bytes_total 42$/m);
-    expect(after).toMatch(/^mqtt_acme_broker_connections_refused_total\{reason="not_authorized"\} 1$/m);
+    expect(after).toMatch(/^mqtt_acme_broker_connections_refused_total\{reason="bad_credentials"\} 1$/m);
     // Every reason value is one of the fixed set.
     const reasons = [...after.matchAll(/connections_refused_total\{reason="([^"]*)"\}/g)].map((m) => m[1]);
     expect(reasons.sort()).toEqual([...REFUSAL_REASONS].sort());

@@ -2,13 +2,14 @@ import { describe, expect, it } from 'vitest';
 import {
   AUTHORIZATION_ACTIONS,
   BrokerMetrics,
+  TLS_VERSIONS,
   RELOAD_KINDS,
   REFUSAL_REASONS,
   RENEWAL_RESULTS,
-  type AuthorizationAction,
   type RefusalReason,
   type ReloadKind,
 } from '../../src/ops/metrics.js';
+import { CERTIFICATE_ORIGINS, TLS_FAILURES, type TlsFailure } from '../../src/ops/observer.js';
 
 interface Sample {
   name: string;
@@ -116,10 +117,10 @@ describe('BrokerMetrics', () => {
 
   it('counts authentication failures and authorization denials by action', async () => {
     const m = new BrokerMetrics({ defaultMetrics: false });
-    m.authenticationFailed();
-    m.authorizationDenied('subscribe');
-    m.authorizationDenied('subscribe');
-    m.authorizationDenied('publish');
+    m.authFailed();
+    m.subscribeDenied();
+    m.subscribeDenied();
+    m.publishDenied();
     const { samples } = await scrape(m);
     expect(value(samples, `${P}authentication_failures_total`)).toBe(1);
     expect(value(samples, `${P}authorization_denials_total`, { action: 'subscribe' })).toBe(2);
@@ -187,8 +188,13 @@ describe('BrokerMetrics', () => {
     m.clientConnected('alice');
     for (const reason of REFUSAL_REASONS) m.connectionRefused(reason);
     m.connectionRefused('alice' as RefusalReason);
-    for (const action of AUTHORIZATION_ACTIONS) m.authorizationDenied(action);
-    m.authorizationDenied('sensors/+/temperature' as AuthorizationAction);
+    m.publishDenied();
+    m.subscribeDenied();
+    m.tlsHandshake('mqtts:8883', 'TLSv1.3');
+    m.tlsHandshake('mqtts:8883', 'SSLv3-or-whatever');
+    m.tlsHandshake('10.0.0.4:51234', 'TLSv1');
+    m.tlsError('mqtts:8883', 'unknown_ca');
+    m.tlsError('mqtts:8883', 'tlsv1 alert unknown ca from 10.0.0.4' as TlsFailure);
     for (const what of RELOAD_KINDS) {
       m.reloaded(what);
       m.reloadFailed(what);
@@ -200,11 +206,13 @@ describe('BrokerMetrics', () => {
 
     const allowed: Record<string, (v: string) => boolean> = {
       listener: (v) => v === 'mqtts:8883' || v === 'other',
-      reason: (v) => (REFUSAL_REASONS as readonly string[]).includes(v),
+      reason: (v) => (REFUSAL_REASONS as readonly string[]).includes(v) || (TLS_FAILURES as readonly string[]).includes(v),
       action: (v) => (AUTHORIZATION_ACTIONS as readonly string[]).includes(v),
       what: (v) => (RELOAD_KINDS as readonly string[]).includes(v),
       result: (v) => (RENEWAL_RESULTS as readonly string[]).includes(v),
       lineage: (v) => v === 'example.com',
+      version: (v) => (TLS_VERSIONS as readonly string[]).includes(v),
+      origin: (v) => (CERTIFICATE_ORIGINS as readonly string[]).includes(v),
     };
     const { samples } = await scrape(m);
     expect(samples.length).toBeGreaterThan(20);
@@ -218,19 +226,22 @@ describe('BrokerMetrics', () => {
 
   it('follows Prometheus naming: one prefix, _total on counters only, units in the name', async () => {
     const own = (await scrape(new BrokerMetrics({ defaultMetrics: false }))).types;
-    expect(own.size).toBe(15);
+    expect(own.size).toBe(18);
     for (const [name, type] of own) {
       expect(name.startsWith(P), name).toBe(true);
       expect(name.endsWith('_total'), `${name} is a ${type}`).toBe(type === 'counter');
       if (/bytes/.test(name)) expect(name, name).toMatch(/_bytes(_total)?$/);
       if (/timestamp|time|expir|after/.test(name)) expect(name, name).toMatch(/_seconds$/);
     }
-    // Node process metrics (prom-client's own names, some of them gauges ending in _total) get the prefix too.
+    // Node's process metrics keep their standard names, which existing dashboards look for.
     const all = (await scrape(new BrokerMetrics())).types;
     expect(all.size).toBeGreaterThan(own.size + 10);
-    for (const name of all.keys()) expect(name.startsWith(P), name).toBe(true);
-    expect(all.get(`${P}process_resident_memory_bytes`)).toBe('gauge');
-    expect(all.get(`${P}nodejs_eventloop_lag_seconds`)).toBe('gauge');
+    for (const name of all.keys()) expect(name.startsWith(P) || name.startsWith('process_') || name.startsWith('nodejs_'), name).toBe(true);
+    expect(all.get('process_cpu_seconds_total')).toBe('counter');
+    expect(all.get('process_resident_memory_bytes')).toBe('gauge');
+    expect(all.get('nodejs_heap_size_total_bytes')).toBe('gauge');
+    expect(all.get('nodejs_eventloop_lag_seconds')).toBe('gauge');
+    expect([...all.keys()].filter((n) => n.startsWith(`${P}process_`) || n.startsWith(`${P}nodejs_`))).toEqual([]);
   });
 
   it('keeps each instance in its own registry', async () => {

@@ -8,7 +8,8 @@
 import type { Cloudflare } from 'cloudflare';
 import type { CloudflareCredentials } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
-import { DnsProviderError, normalizeName, zoneCandidates, type DnsProvider, type DnsZone, type TxtRecordHandle } from './provider.js';
+import { DnsProviderError, zoneCandidates, type DnsProvider, type DnsZone, type TxtRecordHandle } from './provider.js';
+import { normalizeDnsName } from '../../x509/dns-name.js';
 
 export interface CloudflareProviderOptions {
   credentials: CloudflareCredentials;
@@ -159,7 +160,7 @@ export class CloudflareDnsProvider implements DnsProvider {
       let found: DnsZone | undefined;
       try {
         const page = await this.client.zones.list({ name: candidate });
-        const zone = page.result.find((z) => normalizeName(z.name) === candidate);
+        const zone = page.result.find((z) => normalizeDnsName(z.name) === candidate);
         if (zone) found = { id: zone.id, name: candidate, nameServers: zone.name_servers ?? [] };
       } catch (err) {
         throw this.fail(err, `looking up the zone of ${fqdn}`);
@@ -171,13 +172,13 @@ export class CloudflareDnsProvider implements DnsProvider {
       }
     }
     throw new DnsProviderError(
-      `No Cloudflare zone holds ${normalizeName(fqdn)} (looked for ${candidates.join(', ')}). Check DOMAIN, and that ${credentialWords(this.credKind)} can read that zone${this.credKind === 'token' ? ' (Zone:Read permission on it)' : ''}.`,
+      `No Cloudflare zone holds ${normalizeDnsName(fqdn)} (looked for ${candidates.join(', ')}). Check DOMAIN, and that ${credentialWords(this.credKind)} can read that zone${this.credKind === 'token' ? ' (Zone:Read permission on it)' : ''}.`,
       'zone-not-found',
     );
   }
 
   async createTxt(fqdn: string, value: string): Promise<TxtRecordHandle> {
-    const name = normalizeName(fqdn);
+    const name = normalizeDnsName(fqdn);
     const zone = await this.findZone(name);
     const handle = (recordId: string): TxtRecordHandle => ({ provider: this.kind, zoneId: zone.id, zoneName: zone.name, recordId, name, value });
     try {
@@ -200,7 +201,7 @@ export class CloudflareDnsProvider implements DnsProvider {
   private async findTxt(zone: DnsZone, name: string, value: string): Promise<string | undefined> {
     try {
       for await (const rec of this.client.dns.records.list({ zone_id: zone.id, type: 'TXT', name: { exact: name }, content: { exact: value } })) {
-        if (normalizeName(rec.name) === name && (rec.content === value || rec.content === `"${value}"`)) return rec.id;
+        if (normalizeDnsName(rec.name) === name && (rec.content === value || rec.content === `"${value}"`)) return rec.id;
       }
     } catch (err) {
       throw this.fail(err, `listing TXT records of ${name}`);

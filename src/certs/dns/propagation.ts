@@ -8,7 +8,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../log.js';
-import { normalizeName } from './provider.js';
+import { normalizeDnsName } from '../../x509/dns-name.js';
 
 export interface ExpectedTxt {
   name: string;
@@ -146,7 +146,7 @@ export async function waitForTxt(expected: ExpectedTxt[], opts: PropagationOptio
     mode = 'authoritative';
   }
   const resolvers = servers.map((s) => ({ server: s, resolver: makeResolver(s, queryTimeoutMs) }));
-  const want = expected.map((e) => ({ name: normalizeName(e.name), values: [...new Set(e.values)] }));
+  const want = expected.map((e) => ({ name: normalizeDnsName(e.name), values: [...new Set(e.values)] }));
   const started = Date.now();
   let lastProgress = started;
   let polls = 0;

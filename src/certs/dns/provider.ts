@@ -2,6 +2,7 @@
  * What DNS-01 needs from a DNS host: find the zone that holds a name, create a TXT record, and remove exactly
  * that record again (by its id, never by name: a wildcard plus its apex puts two values on one name at once).
  */
+import { normalizeDnsName, withoutWildcard } from '../../x509/dns-name.js';
 
 export interface DnsZone {
   id: string;
@@ -46,14 +47,10 @@ export class DnsProviderError extends Error {
   }
 }
 
-/** Normalise a DNS name: lower case, no trailing dot. */
-export function normalizeName(name: string): string {
-  return name.trim().toLowerCase().replace(/\.$/, '');
-}
 
 /** `_acme-challenge.example.com` for both `example.com` and `*.example.com` (RFC 8555 section 8.4). */
 export function challengeRecordName(identifier: string): string {
-  return `_acme-challenge.${normalizeName(identifier).replace(/^\*\./, '')}`;
+  return `_acme-challenge.${withoutWildcard(normalizeDnsName(identifier))}`;
 }
 
 /**
@@ -62,7 +59,7 @@ export function challengeRecordName(identifier: string): string {
  * a TLD, is never tried).
  */
 export function zoneCandidates(fqdn: string): string[] {
-  const labels = normalizeName(fqdn).split('.').filter((l) => l.length > 0);
+  const labels = normalizeDnsName(fqdn).split('.').filter((l) => l.length > 0);
   const out: string[] = [];
   for (let i = 0; i + 2 <= labels.length; i += 1) out.push(labels.slice(i).join('.'));
   return out;
