@@ -19,7 +19,8 @@ import type { Logger } from '../log.js';
 import { AccountStore, generateAccountKey, type AcmeAccount } from './account.js';
 import { challengeRecordName, DnsProviderError, type DnsProvider, type TxtRecordHandle } from './dns/provider.js';
 import { PropagationError, waitForTxt, type PropagationOptions } from './dns/propagation.js';
-import { CertificateStore, lineageNameFor, type StoredLineage } from './lineage-store.js';
+import { CertificateStore, type StoredLineage } from './lineage-store.js';
+import { lineageNameFor } from '../x509/dns-name.js';
 import { generatePrivateKey } from './private-key.js';
 
 export interface AcmeTuning {

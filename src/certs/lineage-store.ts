@@ -60,13 +60,6 @@ export interface StoreOptions {
   beforeStep?: (step: string) => void | Promise<void>;
 }
 
-/** certbot's lineage name: the first domain, lower case, with a leading `*.` removed. */
-export function lineageNameFor(domains: string[]): string {
-  const first = domains[0];
-  if (!first) throw new Error('No domains configured: cannot name the certificate lineage.');
-  return withoutWildcard(normalizeDnsName(first));
-}
-
 const ARCHIVE_RE = /^(cert|chain|fullchain|privkey)(\d+)\.pem$/;
 
 export class CertificateStore {

@@ -29,8 +29,8 @@ import { IssueRunner } from './issue-runner.js';
 import { describeCertificate } from '../x509/certificate-info.js';
 import { backoffDelay, isExpired, nextCheckDelay, resolvePolicy, type RenewalPolicy } from './renewal.js';
 import { assessLineage } from './lineage-assessment.js';
-import { CertificateStore, lineageNameFor, type StoredLineage } from './lineage-store.js';
-import { nameCovered } from '../x509/dns-name.js';
+import { CertificateStore, type StoredLineage } from './lineage-store.js';
+import { lineageNameFor, nameCovered } from '../x509/dns-name.js';
 import type { CertificateOrigin, CertificateSource, SourcedCertificate } from '../tls/source.js';
 
 export interface ServedCertificate extends SourcedCertificate {

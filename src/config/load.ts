@@ -17,6 +17,7 @@ import { parseConfigJson } from './config-json.js';
 import { parseMosquittoConf } from './mosquitto-conf.js';
 import { readEnv } from './env.js';
 import { normalizeDomain } from './formats.js';
+import { lineageNameFor } from '../x509/dns-name.js';
 
 export { ConfigError } from './schema.js';
 export { parseConfigJson } from './config-json.js';
@@ -170,7 +171,13 @@ async function derive(
       sources[`listeners[${i}].port`] = `acme.mqttsPort (${sources['acme.mqttsPort'] ?? 'default'})`;
       notes.push(`ACME is on for ${config.acme.domains.join(', ')}: serving its certificate on a new MQTTS listener, port ${port}`);
     }
+    const lineage = join(config.acme.letsencryptDir, 'live', lineageNameFor(config.acme.domains));
     config.listeners.forEach((l, i) => {
+      // A second TLS listener whose files are the ACME lineage's (e.g. one for old cameras) serves the managed
+      // certificate from the source itself: it works on a fresh volume and swaps at the same moment.
+      if (!isManagedListener(config, l) && l.certfile !== undefined && l.keyfile !== undefined && isInside(l.certfile, lineage) && isInside(l.keyfile, lineage)) {
+        l.acme = true;
+      }
       if (!isManagedListener(config, l)) return;
       const at = (key: string): string => sources[`listeners[${i}].${key}`] ?? `listeners[${i}].${key}`;
       if (l.certfile !== undefined || l.keyfile !== undefined) {
@@ -212,6 +219,8 @@ function validate(config: Config, sources: Record<string, string>, warnings: str
     if (l.certfile !== undefined && l.keyfile === undefined) fail(key('certfile'), 'a certfile needs its keyfile; add the private key file for this listener');
     if (l.keyfile !== undefined && l.certfile === undefined) fail(key('keyfile'), 'a keyfile needs its certfile; add the certificate file for this listener');
     if (l.certfile !== undefined && l.selfSigned) fail(key('selfSigned'), 'a listener has either its own certfile/keyfile or a self-signed certificate; remove one');
+    if (l.acme === true && !acmeEnabled(config)) fail(key('acme'), 'this listener is to serve the ACME-managed certificate, but ACME is off; set DOMAIN (and Cloudflare credentials) or give the listener a certfile');
+    if (l.acme === true && l.selfSigned) fail(key('selfSigned'), 'a listener serves either the ACME-managed certificate or a self-signed one; remove one');
     if (l.requireCertificate && l.cafile === undefined) fail(key('requireCertificate'), 'requiring client certificates needs a cafile to verify them; add cafile');
     if (l.cafile !== undefined && !isTlsListener(config, l)) {
       fail(key('cafile'), `listener ${l.port} has a cafile but no TLS certificate; add certfile/keyfile (or selfSigned), or remove cafile`);

@@ -182,8 +182,14 @@ export const listenerSchema = z
       description: 'Serve a self-signed certificate, made once and kept in dataDir.',
       reload: 'restart',
     }),
+    acme: key(bool().optional(), {
+      defaultText: '`false`',
+      description:
+        "Serve the ACME-managed certificate (as the listener on acme.mqttsPort does), e.g. on a second listener for old clients. In mosquitto.conf: a certfile inside the ACME lineage's live directory.",
+      reload: 'restart',
+    }),
     tlsVersion: key(oneOf(TLS_VERSIONS).optional(), {
-      description: 'The lowest TLS version this listener accepts; unset: TLS 1.2. tlsv1 and tlsv1.1 are an opt-in for old clients (RFC 8996), usually with ciphers DEFAULT:@SECLEVEL=0.',
+      description: "The lowest TLS version this listener accepts; unset: TLS 1.2. tlsv1 and tlsv1.1 are an opt-in for old clients (RFC 8996): that listener's OpenSSL security level is lowered by itself.",
       reload: 'restart',
       conf: 'tls_version',
       defaultText: 'TLS 1.2',
@@ -467,7 +473,7 @@ export function acmeEnabled(config: Config): boolean {
 
 /** The listener(s) serving the ACME-managed certificate: ACME enabled and port === `acme.mqttsPort`. */
 export function isManagedListener(config: Config, listener: ListenerConfig): boolean {
-  return acmeEnabled(config) && listener.port === config.acme.mqttsPort;
+  return acmeEnabled(config) && (listener.port === config.acme.mqttsPort || listener.acme === true);
 }
 
 /** Whether a listener speaks TLS: managed, or `certfile` given, or `selfSigned`. */

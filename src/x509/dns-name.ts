@@ -28,3 +28,10 @@ export function nameCovered(certNames: string[], wanted: string): boolean {
   if (dot <= 0) return false;
   return names.includes(`*.${w.slice(dot + 1)}`);
 }
+
+/** certbot's lineage name for a certificate of these names: the first, lower case, without a leading `*.`. */
+export function lineageNameFor(domains: string[]): string {
+  const first = domains[0];
+  if (!first) throw new Error('No domains configured: cannot name the certificate lineage.');
+  return withoutWildcard(normalizeDnsName(first));
+}

@@ -4,7 +4,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { IssuedEvent } from '../../src/certs/manager.js';
-import { CertificateStore, lineageNameFor } from '../../src/certs/lineage-store.js';
+import { CertificateStore } from '../../src/certs/lineage-store.js';
+import { lineageNameFor } from '../../src/x509/dns-name.js';
 import { failFirstRenewal, nextEvent, startAcmeTestbed, type AcmeTestbed, type FailedRenewal } from '../support/pebble.js';
 
 describe('renewal with Cloudflare failing', () => {

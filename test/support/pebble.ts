@@ -15,7 +15,7 @@ import type { DestinationStream } from 'pino';
 import type { AcmeConfig } from '../../src/config/schema.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { CertificateManager, type CertificateManagerOptions, type FailedEvent, type ScheduledEvent } from '../../src/certs/manager.js';
-import { lineageNameFor } from '../../src/certs/lineage-store.js';
+import { lineageNameFor } from '../../src/x509/dns-name.js';
 import { startDnsServer, type DnsServer } from './dns-server.js';
 import { startFakeCloudflare, type FakeCloudflare } from './fake-cloudflare.js';
 import { createCertificate } from '../../src/certs/self-signed.js';

@@ -10,7 +10,8 @@ import { AccountStore, certbotAccountId, generateAccountKey, serverPath } from '
 import { createCertificate, type IssuedCertificate } from '../../src/certs/self-signed.js';
 import { assessLineage, sameDirectoryUrl } from '../../src/certs/lineage-assessment.js';
 import { checkLineageFiles, type CertificateFiles } from '../../src/certs/lineage-files.js';
-import { CertificateStore, lineageNameFor } from '../../src/certs/lineage-store.js';
+import { CertificateStore } from '../../src/certs/lineage-store.js';
+import { lineageNameFor } from '../../src/x509/dns-name.js';
 import { parseConfigObj, type RenewalInfo } from '../../src/certs/renewal-conf.js';
 import { nameCovered, normalizeDnsName, withoutWildcard } from '../../src/x509/dns-name.js';
 

@@ -148,6 +148,35 @@ describe('derived values', () => {
     expect(notes.join('\n')).toMatch(new RegExp(`${s.conf}:2: certfile: port 8883 serves the ACME-managed certificate`));
   });
 
+  it("a second listener on the ACME lineage's files serves the managed certificate itself (old cameras on 8884)", async () => {
+    const conf = [
+      'listener 8883',
+      'listener 8884',
+      'tls_version tlsv1',
+      'certfile /etc/letsencrypt/live/example.com/fullchain.pem',
+      'keyfile /etc/letsencrypt/live/example.com/privkey.pem',
+      'listener 8885',
+      'certfile /etc/letsencrypt/live/other.org/fullchain.pem',
+      'keyfile /etc/letsencrypt/live/other.org/privkey.pem',
+      '',
+    ].join('\n');
+    const { config, notes } = await load(await setup({ conf }), { DOMAIN: '*.example.com', ...CREDS });
+    const [managed, legacy, other] = config.listeners;
+    expect(isManagedListener(config, managed!)).toBe(true);
+    // No files read (they may not exist yet on a fresh volume): the certificate comes from the ACME source.
+    expect(legacy).toMatchObject({ port: 8884, acme: true, tlsVersion: 'tlsv1' });
+    expect(legacy?.certfile).toBeUndefined();
+    expect(isManagedListener(config, legacy!)).toBe(true);
+    expect(notes.join('\n')).toMatch(/port 8884 serves the ACME-managed certificate/);
+    // Another lineage is not ours: its files are served as files.
+    expect(other).toMatchObject({ port: 8885, certfile: '/etc/letsencrypt/live/other.org/fullchain.pem' });
+    expect(isManagedListener(config, other!)).toBe(false);
+  });
+
+  it('listeners[].acme without ACME is an error naming the listener', async () => {
+    await expect(load(await setup({ json: { listeners: [{ port: 8884, acme: true }] } }))).rejects.toThrow(/listeners\[0\]\.acme.*ACME is off/);
+  });
+
   it('other certificate files or selfSigned on the managed port are dropped: a warning for files, a note for selfSigned', async () => {
     const files = await load(await setup({ conf: 'listener 8883\ncertfile /srv/c.pem\nkeyfile /srv/k.pem\n' }), { DOMAIN: 'example.com', ...CREDS });
     expect(files.config.listeners[0]?.certfile).toBeUndefined();

@@ -355,7 +355,7 @@ describe('k8s/: the TLS 1.0 listener for old cameras (issue 13), off unless the 
     expect(service.spec!.ports!.map((p) => p.name)).toEqual(['mqtts']);
   });
 
-  it('switched on, listens on 8884 with tls_version tlsv1, reading the ACME lineage of DOMAIN from the volume', async () => {
+  it('switched on, listens on 8884 with tls_version tlsv1 and serves the ACME certificate of DOMAIN there too', async () => {
     const { config, warnings } = await brokerConfig(withLegacyBlock(confText, (l) => LEGACY_DIRECTIVE.test(l)));
     expect(warnings).toEqual([]);
     const [modern, legacy] = config.listeners;
@@ -363,13 +363,12 @@ describe('k8s/: the TLS 1.0 listener for old cameras (issue 13), off unless the 
     expect(modern).toMatchObject({ port: 8883 });
     expect(modern!.tlsVersion).toBeUndefined();
     expect(isManagedListener(config, modern!)).toBe(true);
-    expect(legacy).toMatchObject({ port: 8884, tlsVersion: 'tlsv1' });
-    // Not the managed listener: it gets the certificate as files, from certbot's layout on the volume.
-    expect(isManagedListener(config, legacy!)).toBe(false);
-    const lineage = config.acme.domains[0]!.replace(/^\*\./, ''); // certbot's lineage name
-    const live = posix.join(config.acme.letsencryptDir, 'live', lineage);
-    expect(legacy!.certfile).toBe(posix.join(live, 'fullchain.pem'));
-    expect(legacy!.keyfile).toBe(posix.join(live, 'privkey.pem'));
+    // Its certfile/keyfile are the lineage's: the broker serves the managed certificate from the ACME source
+    // itself (no file is read, so it works on a fresh volume, and renewals reach both listeners at once).
+    expect(legacy).toMatchObject({ port: 8884, tlsVersion: 'tlsv1', acme: true });
+    expect(isManagedListener(config, legacy!)).toBe(true);
+    expect(legacy!.certfile).toBeUndefined();
+    expect(legacy!.ciphers).toBeUndefined();
   });
 
   it('switched on, the Service adds NodePort 30884 -> 8884 named mqtts-legacy, next to an unchanged mqtts', () => {
