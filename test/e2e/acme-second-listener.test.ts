@@ -25,7 +25,7 @@ afterAll(async () => {
   await bed?.close();
 });
 
-const TLS1: ConnectionOptions = { minVersion: 'TLSv1', maxVersion: 'TLSv1', ciphers: 'DEFAULT:@SECLEVEL=0' };
+const TLS1 = { minVersion: 'TLSv1', maxVersion: 'TLSv1', ciphers: 'DEFAULT:@SECLEVEL=0' } as const satisfies ConnectionOptions;
 
 function handshake(port: number, options: ConnectionOptions): Promise<{ protocol: string | null; serial: string }> {
   return new Promise((resolve, reject) => {
