@@ -27,7 +27,6 @@ import { removeTemporaries, replaceSymlink, writeFileAtomic } from '../files/ato
 import { ensureDir } from '../files/directory.js';
 import { readIfExists, readText } from '../files/read.js';
 import { describeCertificate } from '../x509/certificate-info.js';
-import { normalizeDnsName, withoutWildcard } from '../x509/dns-name.js';
 import { certbotReadme } from './certbot-readme.js';
 import { KINDS, checkLineageFiles, type CertificateFiles, type PemKind } from './lineage-files.js';
 import { parseConfigObj, renewalConfText, type ConfigObj, type RenewalInfo } from './renewal-conf.js';
