@@ -124,6 +124,28 @@ describe('start-up', () => {
   });
 });
 
+describe('LOG_FORMAT=pretty', () => {
+  it('the process writes readable lines, not JSON, and stops cleanly', async () => {
+    const { spawn } = await import('node:child_process');
+    const { CLI } = await import('../support/broker.js');
+    const { configFile } = await processBrokerConfig('mab-op-pretty-');
+    const child = spawn(process.execPath, [CLI, '--config', configFile], { env: { PATH: process.env.PATH, LOG_FORMAT: 'pretty', OPS_PORT: '-1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      await expect.poll(() => out, { timeout: 15_000 }).toMatch(/INFO +\[broker\] broker ready/);
+      const lines = out.split('\n').filter((l) => l !== '');
+      expect(lines.every((l) => !l.startsWith('{'))).toBe(true);
+      expect(out).toMatch(/^\d{2}:\d{2}:\d{2}\.\d{3} INFO +\[listener\] listening +listener=mqtts:\d+/m);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exit).toBe(0);
+    expect(out).toMatch(/INFO +stopped/);
+  });
+});
+
 describe('refusals and readiness, in process', () => {
   it('counts a refused protocol version, logs one line per refused connection, and /readyz details agree with ok', async () => {
     const { startTestBroker } = await import('../support/broker.js');
