@@ -28,7 +28,7 @@ describe('LOG_FORMAT=pretty', () => {
     const out = new LogCapture();
     createLogger('info', out).child({ component: 'tls' }).info({ listener: 'mqtts:8883', names: ['a', 'b'], password: 'pw', note: 'two words' }, 'TLS certificate loaded');
     const line = prettyLine(out.raw[0]!);
-    expect(line).toMatch(/^\d{2}:\d{2}:\d{2}\.\d{3} INFO  \[tls\] TLS certificate loaded {2}listener=mqtts:8883 names=\["a","b"\] password=\[redacted\] note="two words"$/);
+    expect(line).toMatch(/^\d{2}:\d{2}:\d{2}\.\d{3} INFO {2}\[tls\] TLS certificate loaded {2}listener=mqtts:8883 names=\["a","b"\] password=\[redacted\] note="two words"$/);
     expect(line).not.toContain('pw"');
     expect(prettyLine('not json')).toBe('not json');
     expect(prettyLine(out.raw[0]!, true)).toContain('\x1b[32mINFO ');
