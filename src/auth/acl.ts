@@ -28,7 +28,7 @@
  *   `sensors/#` with rules `read sensors/+/temp` + `read sensors/+/hum` is granted and canReceive() drops
  *   the other topics at delivery, which the broker checks for every message (retained ones too).
  */
-import { readFile } from 'node:fs/promises';
+import { readText } from '../files/read.js';
 import type { Logger } from '../log.js';
 
 export type Access = 'read' | 'write' | 'readwrite' | 'deny';
@@ -323,7 +323,7 @@ export function parseAcl(text: string, source: string): Acl {
 
 /** Read and parse an ACL file, logging its warnings. Throws on I/O errors and on AclError. */
 export async function loadAclFile(path: string, logger: Logger): Promise<Acl> {
-  const text = await readFile(path, 'utf8');
+  const text = await readText(path, 'ACL file');
   const acl = parseAcl(text, path);
   for (const w of acl.warnings) logger.warn({ file: path }, w);
   return acl;

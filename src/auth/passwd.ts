@@ -9,7 +9,7 @@
  * Salt and hash are standard base64; the salt is 12 bytes (2.0) or 64 bytes (2.1), the hash 64 bytes.
  */
 import { createHash, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readText } from '../files/read.js';
 import { promisify } from 'node:util';
 import type { Logger } from '../log.js';
 
@@ -301,7 +301,7 @@ export function parsePasswd(text: string, source: string): { users: Users; warni
 
 /** Read and parse a password file, logging the warnings. Throws on I/O errors and on PasswdError. */
 export async function loadPasswdFile(path: string, logger: Logger): Promise<Users> {
-  const text = await readFile(path, 'utf8');
+  const text = await readText(path, 'password file');
   const { users, warnings } = parsePasswd(text, path);
   for (const w of warnings) logger.warn({ file: path }, w);
   return users;

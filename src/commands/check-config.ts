@@ -5,7 +5,7 @@
  * addresses shown by their domain only. Warnings and notes go to stderr; so do errors (`error: <reason>`, e.g.
  * a bridge in mosquitto.conf, which is not supported yet), with exit status 1.
  */
-import { readFile } from 'node:fs/promises';
+import { readText } from '../files/read.js';
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { loadConfig, type LoadOptions } from '../config/load.js';
 import { ConfigError, maskSecrets, type Config } from '../config/schema.js';
@@ -25,13 +25,12 @@ export interface CheckConfigIo {
 
 const USAGE = 'usage: mqtt-acme-broker check-config [-c mosquitto.conf] [--config config.json]\n';
 
-
-async function readText(path: string, what: string, source: string): Promise<string> {
+/** Read a file the configuration names; the error starts with where it was named. */
+async function readNamed(path: string, what: string, source: string): Promise<string> {
   try {
-    return await readFile(path, 'utf8');
+    return await readText(path, what);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw new Error(`${source}: cannot read the ${what} ${path} (${code})`, { cause: err });
+    throw new Error(`${source}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -51,7 +50,7 @@ async function checkFiles(config: Config, sources: Record<string, string>): Prom
   if (config.passwordFile !== undefined) {
     const file = config.passwordFile;
     await attempt(async () => {
-      const parsed = parsePasswd(await readText(file, 'password file', src('passwordFile')), file);
+      const parsed = parsePasswd(await readNamed(file, 'password file', src('passwordFile')), file);
       warnings.push(...parsed.warnings);
       if (parsed.users.size === 0) warnings.push(`${file}: the password file has no users: no client can log in with a password`);
     });
@@ -59,7 +58,7 @@ async function checkFiles(config: Config, sources: Record<string, string>): Prom
   if (config.aclFile !== undefined) {
     const file = config.aclFile;
     await attempt(async () => {
-      const acl = parseAcl(await readText(file, 'ACL file', src('aclFile')), file);
+      const acl = parseAcl(await readNamed(file, 'ACL file', src('aclFile')), file);
       warnings.push(...acl.warnings);
     });
   }
@@ -70,7 +69,7 @@ async function checkFiles(config: Config, sources: Record<string, string>): Prom
     if (l.certfile !== undefined) {
       const file = l.certfile;
       await attempt(async () => {
-        const text = await readText(file, 'certificate file', key('certfile'));
+        const text = await readNamed(file, 'certificate file', key('certfile'));
         try {
           cert = new X509Certificate(text);
         } catch {
@@ -84,7 +83,7 @@ async function checkFiles(config: Config, sources: Record<string, string>): Prom
     if (l.keyfile !== undefined) {
       const file = l.keyfile;
       await attempt(async () => {
-        const text = await readText(file, 'key file', key('keyfile'));
+        const text = await readNamed(file, 'key file', key('keyfile'));
         try {
           privateKey = createPrivateKey(text);
         } catch {
@@ -98,7 +97,7 @@ async function checkFiles(config: Config, sources: Record<string, string>): Prom
     if (l.cafile !== undefined) {
       const file = l.cafile;
       await attempt(async () => {
-        const text = await readText(file, 'CA file', key('cafile'));
+        const text = await readNamed(file, 'CA file', key('cafile'));
         try {
           new X509Certificate(text);
         } catch {

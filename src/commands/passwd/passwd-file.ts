@@ -7,27 +7,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../../files/atomic.js';
+import { strerror } from '../../files/read.js';
 import { isSupportedHash, splitPasswdLine } from '../../auth/passwd.js';
 import { PasswdFailure } from './failure.js';
-
-const STRERROR: Record<string, string> = {
-  ENOENT: 'No such file or directory',
-  EACCES: 'Permission denied',
-  EPERM: 'Operation not permitted',
-  EISDIR: 'Is a directory',
-  ENOTDIR: 'Not a directory',
-  EROFS: 'Read-only file system',
-  ENOSPC: 'No space left on device',
-  EEXIST: 'File exists',
-  EBUSY: 'Device or resource busy',
-  ELOOP: 'Too many levels of symbolic links',
-};
-
-/** The C library's text for an I/O error, as mosquitto_passwd prints it. */
-function strerror(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return (e.code && STRERROR[e.code]) ?? e.message ?? String(err);
-}
 
 function entryLine(user: string, hash: string): string {
   return `${user}:${hash}\n`;
