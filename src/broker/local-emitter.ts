@@ -1,8 +1,8 @@
 /**
  * The bus of a single broker process: an MQEmitter (the interface mqemitter and mqemitter-redis share),
  * written for how the broker uses it. mqemitter splits and matches every message's topic against its
- * listeners' patterns in a qlobber trie and runs the listeners through fastparallel: measured in fan-in,
- * 9% of the broker's CPU went there, for one listener on `#`. Here a `#` listener takes every message at
+ * listeners' patterns in a qlobber trie and runs the listeners through fastparallel, work that is wasted when
+ * the only listener is the broker's own on `#`, as in a single process. Here a `#` listener takes every message at
  * once (with no `$` exception: the broker's own listener must see `$SYS` too), other patterns are matched
  * with the broker's topic matcher, and `emit`'s callback runs when every listener called its `done`.
  * Replicas that share a bus use mqemitter-redis instead, through the same interface.

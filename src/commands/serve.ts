@@ -10,7 +10,7 @@
 import { packageVersion } from '../version.js';
 import { createLogger, logFormatFrom, type Logger } from '../log.js';
 import { loadConfig, type LoadResult } from '../config/load.js';
-import { maskSecrets } from '../config/schema.js';
+import { maskSecrets } from '../config/mask.js';
 import { watchAndReload, type Reloader } from '../files/watch.js';
 import type { RunningServer } from '../server/start.js';
 import { parseConfigArgs } from './config-args.js';

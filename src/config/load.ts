@@ -19,9 +19,6 @@ import { readEnv } from './env.js';
 import { normalizeDomain } from './formats.js';
 import { lineageNameFor } from '../x509/dns-name.js';
 
-export { ConfigError } from './schema.js';
-export { parseConfigJson } from './config-json.js';
-export { normalizeDomain, normalizeResolver } from './formats.js';
 
 /** The old image's paths, used when nothing else is configured. */
 export const DEFAULT_PATHS = {

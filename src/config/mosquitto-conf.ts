@@ -25,7 +25,6 @@ import type { ConfigLayer, KeyInfo, ListenerConfig, PartialConfig } from './sche
 import { ConfigError, KEYS, directivesOf } from './schema.js';
 import { closest } from './suggest.js';
 
-export { closest } from './suggest.js';
 
 /** Where mosquitto.conf's `persistence_location` directory holds our database (mosquitto's is mosquitto.db). */
 export const PERSISTENCE_DB_NAME = 'mqtt-acme-broker.db';

@@ -481,8 +481,6 @@ export function isTlsListener(config: Config, listener: ListenerConfig): boolean
   return isManagedListener(config, listener) || listener.certfile !== undefined || listener.selfSigned;
 }
 
-export { SECRET_MASK, maskSecrets } from './mask.js';
-export { describeConfigChange } from './changes.js';
 
 /** A configuration error a user can fix; the message starts with the source (file:line, key path, variable). */
 export class ConfigError extends Error {

@@ -20,10 +20,10 @@
 import type { Registry } from 'prom-client';
 import type * as PromClientModule from 'prom-client';
 import { REFUSAL_REASONS as BROKER_REFUSALS } from '../broker/context.js';
-import type { ServerObserver, ReloadKind, CertificateOrigin, TlsFailure } from './observer.js';
-import { RELOAD_KINDS, CERTIFICATE_ORIGINS, TLS_FAILURES } from './observer.js';
+import { RELOAD_KINDS, type ServerObserver, type ReloadKind } from './observer.js';
+import { CERTIFICATE_ORIGINS, type CertificateOrigin } from '../tls/source.js';
+import { TLS_FAILURE_REASONS as TLS_FAILURES, type TlsFailureReason as TlsFailure } from '../tls/handshake-failures.js';
 
-export { RELOAD_KINDS, type ReloadKind } from './observer.js';
 export const METRIC_PREFIX = 'mqtt_acme_broker_';
 
 /** Why a connection attempt did not become an MQTT session: the broker's reasons and the listeners'. */

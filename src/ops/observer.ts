@@ -11,10 +11,7 @@ import type { CertificateOrigin } from '../tls/source.js';
 export const RELOAD_KINDS = ['passwd', 'acl', 'certificate', 'config'] as const;
 export type ReloadKind = (typeof RELOAD_KINDS)[number];
 
-export { CERTIFICATE_ORIGINS, type CertificateOrigin } from '../tls/source.js';
 
-/** Why a TLS handshake failed, as a short label (never an address). */
-export { TLS_FAILURE_REASONS as TLS_FAILURES, type TlsFailureReason as TlsFailure } from '../tls/handshake-failures.js';
 
 export interface ReloadEvents {
   reloaded?(what: ReloadKind): void;

@@ -8,7 +8,6 @@
  * given, so a swap without it would quietly put a `tls_version tlsv1` listener back to TLS 1.2.
  */
 import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
-import { EventEmitter } from 'node:events';
 import { tlsPolicy, type TlsPolicy, type TlsPolicyConfig } from './policy.js';
 import { describeCertificate, type CertificateInfo } from '../x509/certificate-info.js';
 import type { Logger } from '../log.js';
@@ -26,9 +25,8 @@ export interface TlsContextOptions extends TlsPolicyConfig {
   requireCertificate?: boolean;
 }
 
-export class TlsContext extends EventEmitter {
+export class TlsContext {
   #options: SecureContextOptions | undefined;
-  #info: CertificateInfo | undefined;
   readonly #servers = new Set<TlsServer>();
   readonly #requestCert: boolean;
   /** The listener's protocol policy; applied to every server and kept across certificate swaps. */
@@ -43,7 +41,6 @@ export class TlsContext extends EventEmitter {
     private readonly logger: Logger,
     options: TlsContextOptions = {},
   ) {
-    super();
     this.#requestCert = options.requireCertificate === true;
     this.policy = tlsPolicy(name, options);
   }
@@ -52,10 +49,6 @@ export class TlsContext extends EventEmitter {
   serverOptions(): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean } {
     if (!this.#options) throw new Error(`TLS listener ${this.name}: no certificate loaded yet`);
     return { ...this.#options, ...this.policy.options, requestCert: this.#requestCert, rejectUnauthorized: this.#requestCert };
-  }
-
-  get info(): CertificateInfo | undefined {
-    return this.#info;
   }
 
   get loaded(): boolean {
@@ -82,13 +75,11 @@ export class TlsContext extends EventEmitter {
     const info = describeCertificate(material.cert);
     const first = this.#options === undefined;
     this.#options = options;
-    this.#info = info;
     for (const server of this.#servers) server.setSecureContext(this.serverOptions());
     this.logger.info(
       { listener: this.name, origin, subject: info.subject, issuer: info.issuer, serial: info.serial, notAfter: info.notAfter.toISOString(), names: info.subjectAltNames },
       first ? 'TLS certificate loaded' : 'TLS certificate replaced; new handshakes use it, connected clients stay connected',
     );
-    this.emit('change', info);
     return info;
   }
 }

@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, parseConfigJson } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/load.js';
+import { parseConfigJson } from '../../src/config/config-json.js';
 import { ConfigError, LETSENCRYPT_PRODUCTION } from '../../src/config/schema.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

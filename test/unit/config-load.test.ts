@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig, type LoadOptions } from '../../src/config/load.js';
-import { ConfigError, defaultConfig, isManagedListener, isTlsListener, maskSecrets } from '../../src/config/schema.js';
+import { ConfigError, defaultConfig, isManagedListener, isTlsListener } from '../../src/config/schema.js';
+import { maskSecrets } from '../../src/config/mask.js';
 import { createLogger } from '../../src/log.js';
 import { PERSISTENCE_DB_NAME } from '../../src/config/mosquitto-conf.js';
 

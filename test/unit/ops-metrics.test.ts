@@ -3,13 +3,13 @@ import {
   AUTHORIZATION_ACTIONS,
   BrokerMetrics,
   TLS_VERSIONS,
-  RELOAD_KINDS,
   REFUSAL_REASONS,
   RENEWAL_RESULTS,
   type RefusalReason,
-  type ReloadKind,
 } from '../../src/ops/metrics.js';
-import { CERTIFICATE_ORIGINS, TLS_FAILURES, type TlsFailure } from '../../src/ops/observer.js';
+import { RELOAD_KINDS, type ReloadKind } from '../../src/ops/observer.js';
+import { CERTIFICATE_ORIGINS } from '../../src/tls/source.js';
+import { TLS_FAILURE_REASONS as TLS_FAILURES, type TlsFailureReason as TlsFailure } from '../../src/tls/handshake-failures.js';
 
 interface Sample {
   name: string;
