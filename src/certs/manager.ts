@@ -26,25 +26,13 @@ import type { AcmeConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { AcmeTuning, PropagationTuning } from './acme.js';
 import { IssueRunner } from './issue-runner.js';
-import { describeCertificate } from '../x509/certificate-info.js';
-import { backoffDelay, isExpired, nextCheckDelay, resolvePolicy, type RenewalPolicy } from './renewal.js';
+import { backoffDelay, nextCheckDelay, resolvePolicy, type RenewalPolicy } from './renewal.js';
 import { assessLineage } from './lineage-assessment.js';
 import { CertificateStore, type StoredLineage } from './lineage-store.js';
-import { lineageNameFor, nameCovered } from '../x509/dns-name.js';
-import type { CertificateOrigin, CertificateSource, SourcedCertificate } from '../tls/source.js';
-
-export interface ServedCertificate extends SourcedCertificate {
-  /** Leaf + intermediates (fullchain.pem). */
-  cert: string;
-  /** Private key PEM. */
-  key: string;
-  notBefore: Date;
-  names: string[];
-  serial: string;
-  lineage: string;
-  /** True for a certificate from the configured CA; false for a stand-in (staging, expired, self-signed). */
-  fromCa: boolean;
-}
+import { lineageNameFor } from '../x509/dns-name.js';
+import type { CertificateOrigin, CertificateSource } from '../tls/source.js';
+import { selfSignedStandIn, servedFromLineage, storedStandInOrigin, type ServedCertificate } from './stand-in.js';
+import { systemClock, type Clock } from './clock.js';
 
 export interface IssuedEvent {
   lineage: string;
@@ -85,22 +73,6 @@ export interface ManagerStats {
   /** An issuing child is running. */
   issuing: boolean;
 }
-
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 export interface CertificateManagerOptions {
   /** The compiled issue-process script; default: issue-process.js next to this module (tests: dist/certs/issue-process.js). */
@@ -291,52 +263,23 @@ export class CertificateManager extends EventEmitter implements CertificateSourc
   }
 
   private serve(l: StoredLineage, origin: CertificateOrigin): void {
-    const fromCa = origin === 'ca';
-    const cert: ServedCertificate = {
-      cert: l.fullchain,
-      key: l.privkey,
-      notBefore: l.notBefore,
-      notAfter: l.notAfter,
-      names: l.names,
-      serial: l.serial,
-      lineage: l.name,
-      fromCa,
-      origin,
-      description: fromCa ? `ACME lineage ${l.name}` : `stored ${origin} certificate of lineage ${l.name} (stand-in until the CA's arrives)`,
-    };
-    this.served = cert;
-    this.notify('certificate', cert);
+    this.served = servedFromLineage(l, origin);
+    this.notify('certificate', this.served);
   }
 
   /**
-   * While the CA's certificate cannot be had, serve the best there is rather than nothing: a stored lineage
-   * for these names that is only from another CA (Let's Encrypt staging) or expired, else a self-signed one.
-   * Clients that skip verification (a camera's `--insecure`) keep working; readiness and the metrics say
-   * that it is a stand-in.
+   * While the CA's certificate cannot be had, serve the best there is rather than nothing (see
+   * stand-in.ts); readiness and the metrics say that it is a stand-in.
    */
   private async serveStandIn(stored: StoredLineage | undefined): Promise<void> {
-    if (stored !== undefined && stored.keyMatches && this.config.domains.every((d) => nameCovered(stored.names, d))) {
-      const origin: CertificateOrigin = isExpired(stored, this.clock.now()) ? 'expired' : 'staging';
+    const origin = stored === undefined ? undefined : storedStandInOrigin(stored, this.config.domains, this.clock.now());
+    if (stored !== undefined && origin !== undefined) {
       this.log.warn({ lineage: this.lineage, origin, notAfter: stored.notAfter.toISOString(), issuer: stored.issuer }, `serving the stored ${origin} certificate until the CA's certificate arrives`);
       this.serve(stored, origin);
       return;
     }
-    const { createCertificate } = await import('./self-signed.js');
-    const c = await createCertificate({ commonName: this.config.domains[0] ?? 'localhost', altNames: this.config.domains, keyType: this.config.keyType, validDays: 30 });
-    const d = describeCertificate(c.cert);
-    this.served = {
-      cert: c.cert,
-      key: c.key,
-      notBefore: d.notBefore,
-      notAfter: d.notAfter,
-      names: d.subjectAltNames,
-      serial: d.serial,
-      lineage: this.lineage,
-      fromCa: false,
-      origin: 'self_signed',
-      description: 'self-signed stand-in until the CA certificate arrives',
-    };
-    this.log.warn({ names: d.subjectAltNames }, "serving a self-signed certificate until the CA's certificate arrives");
+    this.served = await selfSignedStandIn(this.config, this.lineage);
+    this.log.warn({ names: this.served.names }, "serving a self-signed certificate until the CA's certificate arrives");
     this.notify('certificate', this.served);
   }
 

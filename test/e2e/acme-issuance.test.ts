@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LETSENCRYPT_STAGING } from '../../src/config/schema.js';
-import type { ServedCertificate } from '../../src/certs/manager.js';
+import type { ServedCertificate } from '../../src/certs/stand-in.js';
 import { CertificateStore } from '../../src/certs/lineage-store.js';
 import { parseConfigObj } from '../../src/certs/renewal-conf.js';
 import { serverPath } from '../../src/certs/account.js';

@@ -6,7 +6,8 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { FailedEvent, IssuedEvent, ServedCertificate } from '../../src/certs/manager.js';
+import type { FailedEvent, IssuedEvent } from '../../src/certs/manager.js';
+import type { ServedCertificate } from '../../src/certs/stand-in.js';
 import { CertificateStore, type StoredLineage } from '../../src/certs/lineage-store.js';
 import { nextEvent, startAcmeTestbed, writeCertbotStyleLineage, type AcmeTestbed } from '../support/pebble.js';
 
