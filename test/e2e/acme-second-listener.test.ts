@@ -3,8 +3,7 @@
  * own, it opens at start (with the stand-in, like the main one) and the CA's certificate reaches both at once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { X509Certificate } from 'node:crypto';
+import type { ConnectionOptions } from 'node:tls';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defaultConfig, type Config } from '../../src/config/schema.js';
@@ -14,6 +13,7 @@ import { connectMqtt, collectMessages } from '../support/clients.js';
 import { LogCapture, PASSWD, USERS } from '../support/broker.js';
 import { freePort } from '../support/ports.js';
 import { startAcmeTestbed, type AcmeTestbed } from '../support/pebble.js';
+import { onlyTls, tlsHandshake } from '../support/tls.js';
 
 let bed: AcmeTestbed;
 let running: RunningServer | undefined;
@@ -25,19 +25,12 @@ afterAll(async () => {
   await bed?.close();
 });
 
-const TLS1 = { minVersion: 'TLSv1', maxVersion: 'TLSv1', ciphers: 'DEFAULT:@SECLEVEL=0' } as const satisfies ConnectionOptions;
+const TLS1 = onlyTls('TLSv1');
 
-function handshake(port: number, options: ConnectionOptions): Promise<{ protocol: string | null; serial: string }> {
-  return new Promise((resolve, reject) => {
-    const s = tlsConnect({ host: '127.0.0.1', port, servername: 'cam.example.test', rejectUnauthorized: false, ...options }, () => {
-      const raw = s.getPeerX509Certificate()?.raw;
-      const protocol = s.getProtocol();
-      s.end();
-      if (raw) resolve({ protocol, serial: new X509Certificate(raw).serialNumber });
-      else reject(new Error('no peer certificate'));
-    });
-    s.once('error', reject);
-  });
+/** The negotiated version and the served certificate's serial, trusting nothing (the stand-in is self-signed). */
+async function handshake(port: number, options: ConnectionOptions): Promise<{ protocol: string | null; serial: string }> {
+  const { protocol, serial } = await tlsHandshake(port, '', { servername: 'cam.example.test', rejectUnauthorized: false, ...options });
+  return { protocol, serial };
 }
 
 describe('a legacy TLS 1.0 listener beside MQTTS_PORT', () => {
