@@ -168,6 +168,12 @@ describe('tls_version tlsv1 (TLS 1.0, for old cameras)', () => {
     await expect(tlsHandshake(listener('default').port, ca(), onlyTls('TLSv1'))).rejects.toMatchObject({ code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' });
     await waitFor('the refusal to be reported', () => failures.length > before);
     expect(failures.slice(before)).toEqual([[listener('default').name, 'unsupported_protocol']]);
+
+    // The operator sees both in /metrics: who still speaks TLS 1.0, and who was turned away.
+    const metrics = (await broker.running.metrics.scrape()).body;
+    const count = (re: RegExp): number => Number(re.exec(metrics)?.[1] ?? 0);
+    expect(count(new RegExp(`tls_handshakes_total\\{listener="${legacy.name}",version="TLSv1"\\} (\\d+)`))).toBeGreaterThanOrEqual(1);
+    expect(count(new RegExp(`tls_handshake_failures_total\\{listener="${listener('default').name}",reason="unsupported_protocol"\\} (\\d+)`))).toBeGreaterThanOrEqual(1);
   });
 
   it('openssl s_client -tls1 -quiet carrying hand-built CONNECT, SUBSCRIBE and PUBLISH gets CONNACK, SUBACK and its message back', async () => {
