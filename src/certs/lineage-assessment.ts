@@ -3,7 +3,8 @@
  * what is on the volume, and whether to issue: right names, right CA, matching key, not expired, not yet due.
  * Kept apart from renewal.ts, whose timing rules need nothing but a certificate's validity and a clock.
  */
-import { LETSENCRYPT_STAGING, type AcmeConfig } from '../config/schema.js';
+import type { AcmeConfig } from '../config/schema.js';
+import { LETSENCRYPT_STAGING } from '../config/managed.js';
 import { nameCovered } from '../x509/dns-name.js';
 import type { StoredLineage } from './lineage-store.js';
 import { isDue, isExpired, type RenewalPolicy } from './renewal.js';

@@ -8,7 +8,8 @@
 import { readText } from '../files/read.js';
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { loadConfig, type LoadOptions } from '../config/load.js';
-import { ConfigError, type Config } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
+import { ConfigError } from '../config/config-error.js';
 import { maskSecrets } from '../config/mask.js';
 import { parsePasswd } from '../auth/passwd.js';
 import { parseAcl } from '../auth/acl.js';

@@ -9,8 +9,7 @@
  */
 import { packageVersion } from '../version.js';
 import { createLogger, logFormatFrom, type Logger } from '../log.js';
-import { loadConfig, type LoadResult } from '../config/load.js';
-import { maskSecrets } from '../config/mask.js';
+import { loadConfigIsolated, type IsolatedLoad } from '../config/isolated.js';
 import { watchAndReload, type Reloader } from '../files/watch.js';
 import type { RunningServer } from '../server/start.js';
 import { parseConfigArgs } from './config-args.js';
@@ -40,10 +39,10 @@ export async function serveCommand(argv: string[], io: ServeIo): Promise<number>
   }
   const format = logFormatFrom(io.env);
   const bootLog = createLogger(io.env.LOG_LEVEL ?? 'info', undefined, format);
-  const load = (): Promise<LoadResult> => loadConfig({ mosquittoConf: args.mosquittoConf, configJson: args.configJson, env: io.env, cwd: io.cwd });
-  let loaded: LoadResult;
+  const options = { mosquittoConf: args.mosquittoConf, configJson: args.configJson, env: io.env, cwd: io.cwd };
+  let loaded: IsolatedLoad;
   try {
-    loaded = await load();
+    loaded = await loadConfigIsolated({ options });
   } catch (err) {
     bootLog.fatal({ error: (err as Error).message }, 'configuration error; not starting');
     return 1;
@@ -52,7 +51,7 @@ export async function serveCommand(argv: string[], io: ServeIo): Promise<number>
   const logger: Logger = createLogger(config.logLevel, undefined, format);
   for (const warning of loaded.warnings) logger.warn(warning);
   for (const note of loaded.notes) logger.info(note);
-  logger.info({ version: packageVersion(), node: process.version, config: maskSecrets(config) }, 'starting mqtt-acme-broker');
+  logger.info({ version: packageVersion(), node: process.version, config: loaded.masked }, 'starting mqtt-acme-broker');
 
   const { startServer } = await import('../server/start.js');
   let running: RunningServer;
@@ -66,14 +65,14 @@ export async function serveCommand(argv: string[], io: ServeIo): Promise<number>
   const configLog = logger.child({ component: 'config' });
   /** Load the configuration files again; a broken one keeps the running configuration and says why. */
   const reconfigure = async (trigger: string): Promise<void> => {
-    let next: LoadResult;
+    let next: IsolatedLoad;
     try {
-      next = await load();
+      next = await loadConfigIsolated({ options, previous: config });
     } catch (err) {
       configLog.error({ trigger, error: (err as Error).message }, 'the changed configuration is not valid; keeping the running one');
       return;
     }
-    await running.reconfigure(next.config);
+    await running.reconfigure(next.config, next.change ?? { live: [], restart: [] }, next.liveKeys);
   };
   let configWatch: Reloader | undefined;
   const configFiles = [loaded.sources.mosquittoConf, loaded.sources.configJson].filter((f): f is string => f !== undefined);

@@ -4,7 +4,8 @@
  * acme.keyType`, `mosquitto.conf:12: max_keepalive`, `env MQTTS_PORT`).
  */
 import * as z from 'zod';
-import { ConfigError, OBJECT_KEYS, configSchema, keyAt, type PartialConfig } from './schema.js';
+import { OBJECT_KEYS, configSchema, keyAt, type PartialConfig } from './schema.js';
+import { ConfigError } from './config-error.js';
 import { closest } from './suggest.js';
 
 /** `field` without its default, accepting undefined (the source does not set it). */

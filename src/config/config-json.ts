@@ -5,7 +5,8 @@
  */
 import { dirname, resolve } from 'node:path';
 import { checkValues, configFileSchema } from './check.js';
-import { ConfigError, keyAt, type ConfigLayer, type PartialConfig } from './schema.js';
+import { keyAt, type ConfigLayer, type PartialConfig } from './schema.js';
+import { ConfigError } from './config-error.js';
 
 function syntaxError(text: string, file: string, err: Error): ConfigError {
   const pos = /position (\d+)/.exec(err.message);

@@ -10,7 +10,9 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { ConfigLayer, KeyInfo, PartialConfig } from './schema.js';
-import { ConfigError, KEYS, LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING } from './schema.js';
+import { KEYS } from './schema.js';
+import { ConfigError } from './config-error.js';
+import { LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING } from './managed.js';
 
 /** Every variable we read, for documentation and for check-config. */
 export const ENV_VARIABLES: readonly string[] = KEYS.flatMap((k) => (k.meta.env === undefined ? [] : [k.meta.env]));

@@ -22,7 +22,8 @@
  */
 import { join, resolve } from 'node:path';
 import type { ConfigLayer, KeyInfo, ListenerConfig, PartialConfig } from './schema.js';
-import { ConfigError, KEYS, directivesOf } from './schema.js';
+import { KEYS, directivesOf } from './schema.js';
+import { ConfigError } from './config-error.js';
 import { closest } from './suggest.js';
 
 

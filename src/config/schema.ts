@@ -10,6 +10,7 @@
  * else reads files or the environment for settings.
  */
 import * as z from 'zod';
+import { LETSENCRYPT_PRODUCTION } from './managed.js';
 import {
   ACCOUNT_EMAIL,
   CONTACT_EMAIL,
@@ -135,9 +136,6 @@ function names(normalize: (name: string) => string) {
     { kind: 'list' },
   );
 }
-
-export const LETSENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
-export const LETSENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
 
 /** Log levels accepted for `logLevel` (pino's, plus 'silent'). */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -466,34 +464,7 @@ export function defaultConfig(): Config {
   return configSchema.parse({});
 }
 
-/** ACME is on when there is at least one domain. */
-export function acmeEnabled(config: Config): boolean {
-  return config.acme.domains.length > 0;
-}
 
-/** The listener(s) serving the ACME-managed certificate: ACME enabled and port === `acme.mqttsPort`. */
-export function isManagedListener(config: Config, listener: ListenerConfig): boolean {
-  return acmeEnabled(config) && (listener.port === config.acme.mqttsPort || listener.acme === true);
-}
-
-/** Whether a listener speaks TLS: managed, or `certfile` given, or `selfSigned`. */
-export function isTlsListener(config: Config, listener: ListenerConfig): boolean {
-  return isManagedListener(config, listener) || listener.certfile !== undefined || listener.selfSigned;
-}
-
-
-/** A configuration error a user can fix; the message starts with the source (file:line, key path, variable). */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  constructor(
-    /** Where the offending value came from, e.g. `/etc/m.conf:3: listener`, `config.json: acme.domains`, `env DOMAIN`. */
-    readonly source: string,
-    /** What is wrong and what to do, without the source. */
-    readonly problem: string,
-  ) {
-    super(`${source}: ${problem}`);
-  }
-}
 
 type Layer<T> = { [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? Layer<T[K]> : T[K] };
 

@@ -4,7 +4,8 @@
  * its listeners' TLS contexts the same way: the current certificate at start, every new one as it comes.
  */
 import { readBytes } from '../files/read.js';
-import { isManagedListener, isTlsListener, type Config, type ListenerConfig } from '../config/schema.js';
+import type { Config, ListenerConfig } from '../config/schema.js';
+import { isManagedListener, isTlsListener } from '../config/managed.js';
 import type { Logger } from '../log.js';
 import type { ServerObserver } from '../ops/observer.js';
 import type { ReadinessCheck } from '../ops/http.js';

@@ -2,11 +2,11 @@
  * A changed configuration (mosquitto.conf or config.json edited, then SIGHUP or the file watch) applied to
  * the running server: what can change live changes, in place, for new connections and messages; what cannot
  * (listeners, persistence, ACME, ...) is named once in the log as needing a restart, and keeps its old value.
+ * Which settings are live is the schema's word (`reload: 'live'`), handed over by the loader with the change.
  */
 import type { AccessPolicy } from '../auth/policy.js';
 import type { Broker } from '../broker/broker.js';
-import { KEYS, type Config } from '../config/schema.js';
-import { describeConfigChange } from '../config/changes.js';
+import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { AuthFiles } from './auth-files.js';
 
@@ -17,22 +17,18 @@ export interface ConfigChange {
   restartNeeded: string[];
 }
 
-/**
- * The top-level settings the running server takes over from a new configuration: those the schema marks
- * live, except the two files, which are loaded first (and may fail). Everything here is read per connection
- * or per message from the one `Config` object, or is re-read by `Broker.configurationChanged()`.
- */
-const LIVE_KEYS = KEYS.filter((k) => k.meta.reload === 'live' && !k.path.includes('.') && !k.path.includes('[') && k.path !== 'passwordFile' && k.path !== 'aclFile').map((k) => k.path as keyof Config);
+/** The files are loaded first (and may fail, keeping the current ones); the other live settings are copied. */
+const FILES = ['passwordFile', 'aclFile'] as const;
 
 export async function applyLiveConfig(
   config: Config,
   next: Config,
+  change: { live: string[]; restart: string[] },
+  liveKeys: readonly (keyof Config)[],
   deps: { policy: AccessPolicy; auth: AuthFiles; broker: Broker; logger: Logger },
 ): Promise<ConfigChange> {
-  const { live, restart } = describeConfigChange(config, next);
-  const restartNeeded = [...restart];
-  const applied: string[] = [];
-  // The files first: a new password file that cannot be read keeps the old one, and says so.
+  const restartNeeded = [...change.restart];
+  const applied = [...change.live];
   for (const [kind, key] of [['passwd', 'passwordFile'], ['acl', 'aclFile']] as const) {
     if (config[key] === next[key]) continue;
     try {
@@ -43,10 +39,11 @@ export async function applyLiveConfig(
     }
   }
   const sysBefore = config.sysInterval;
-  for (const key of LIVE_KEYS) (config as unknown as Record<string, unknown>)[key] = next[key];
+  for (const key of liveKeys) {
+    if (!(FILES as readonly string[]).includes(key)) (config as unknown as Record<string, unknown>)[key] = next[key];
+  }
   deps.policy.setAllowAnonymous(config.allowAnonymous);
   if (config.sysInterval !== sysBefore) deps.broker.configurationChanged();
-  applied.push(...live);
   if (applied.length > 0) deps.logger.info({ settings: applied }, 'configuration reloaded: these settings apply from now on (to new connections where they are per connection)');
   if (restartNeeded.length > 0) {
     deps.logger.warn({ settings: restartNeeded }, `configuration changed, but ${restartNeeded.join(', ')} ${restartNeeded.length === 1 ? 'needs' : 'need'} a restart to take effect; the running broker keeps the old value`);

@@ -31,8 +31,11 @@ export interface RunningServer {
   readonly certificates: CertificateManager | undefined;
   /** Read the password, ACL and certificate files again now (SIGHUP); resolves with what was reloaded. */
   reload(): Promise<string[]>;
-  /** Apply what can change live of a new configuration; returns what changed and what needs a restart. */
-  reconfigure(next: Config): Promise<ConfigChange>;
+  /**
+   * Apply what can change live of a new configuration: `change` names what changed (live or needing a
+   * restart), `liveKeys` are the top-level settings the schema marks live (see config/isolated.ts).
+   */
+  reconfigure(next: Config, change: { live: string[]; restart: string[] }, liveKeys: readonly (keyof Config)[]): Promise<ConfigChange>;
   /** Stop accepting, disconnect clients, flush persistence. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -147,7 +150,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
         observer.reloaded?.('config');
         return done;
       },
-      reconfigure: (next) => applyLiveConfig(config, next, { policy, auth, broker, logger: logger.child({ component: 'config' }) }),
+      reconfigure: (next, change, liveKeys) => applyLiveConfig(config, next, change, liveKeys, { policy, auth, broker, logger: logger.child({ component: 'config' }) }),
       close: () => {
         state.closing = true;
         return (closing ??= closeAll());

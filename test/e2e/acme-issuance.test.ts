@@ -11,7 +11,7 @@ import { connect, createServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LETSENCRYPT_STAGING } from '../../src/config/schema.js';
+import { LETSENCRYPT_STAGING } from '../../src/config/managed.js';
 import type { ServedCertificate } from '../../src/certs/stand-in.js';
 import { CertificateStore } from '../../src/certs/lineage-store.js';
 import { parseConfigObj } from '../../src/certs/renewal-conf.js';

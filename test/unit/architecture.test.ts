@@ -60,6 +60,22 @@ describe('the rooms of src/ and who may import whom', () => {
     expect(broken).toEqual([]);
   });
 
+  it('loads the schema library (zod) only where a configuration is loaded, never in the running broker', () => {
+    // config/isolated.ts loads configurations in a short-lived child; the broker imports only these at run time.
+    const zodFree = new Set(['managed.ts', 'config-error.ts', 'isolated.ts']);
+    const loaders = new Set(['commands/check-config.ts']);
+    const broken: string[] = [];
+    for (const file of all) {
+      const rel = relative(SRC, file);
+      if (room(file) === 'config' || loaders.has(rel)) continue;
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/^import\s+(type\s+)?[^;]*?from\s+'([^']*\/config\/([a-z-]+)\.js)'/gm)) {
+        if (m[1] === undefined && !zodFree.has(`${m[3]}.ts`)) broken.push(`${rel} imports ${m[2]} at run time`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
   it('keeps tls free of certs, and only the composition root knows every room', () => {
     expect(ALLOWED.tls).not.toContain('certs');
     const knowsAll = Object.entries(ALLOWED).filter(([, to]) => to.length >= 7).map(([r]) => r);

@@ -5,7 +5,7 @@ import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, writeF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING } from '../../src/config/schema.js';
+import { LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING } from '../../src/config/managed.js';
 import { AccountStore, certbotAccountId, generateAccountKey, serverPath } from '../../src/certs/account.js';
 import { createCertificate, type IssuedCertificate } from '../../src/certs/self-signed.js';
 import { assessLineage, sameDirectoryUrl } from '../../src/certs/lineage-assessment.js';

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readEnv } from '../../src/config/env.js';
 import { loadConfig } from '../../src/config/load.js';
-import { ConfigError, LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING } from '../../src/config/schema.js';
+import { ConfigError } from '../../src/config/config-error.js';
+import { LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING } from '../../src/config/managed.js';
 
 const TOKEN = 'cf-token-Zq8xW3vN';
 const CREDS = { CLOUDFLARE_API_TOKEN: TOKEN };

@@ -5,7 +5,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/load.js';
 import { parseConfigJson } from '../../src/config/config-json.js';
-import { ConfigError, LETSENCRYPT_PRODUCTION } from '../../src/config/schema.js';
+import { ConfigError } from '../../src/config/config-error.js';
+import { LETSENCRYPT_PRODUCTION } from '../../src/config/managed.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const NO_DEFAULTS = { mosquittoConf: null, passwordFile: null };

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseMosquittoConf, PERSISTENCE_DB_NAME } from '../../src/config/mosquitto-conf.js';
 import { loadConfig } from '../../src/config/load.js';
-import { ConfigError } from '../../src/config/schema.js';
+import { ConfigError } from '../../src/config/config-error.js';
 
 const FILE = '/etc/test/mosquitto.conf';
 const CWD = '/srv/broker';

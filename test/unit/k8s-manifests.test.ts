@@ -22,7 +22,8 @@ import type {
 import { ENV_VARIABLES, SECRET_VARIABLES } from '../../src/config/env.js';
 import { loadConfig } from '../../src/config/load.js';
 import { parseMosquittoConf } from '../../src/config/mosquitto-conf.js';
-import { defaultConfig, isManagedListener, type Config } from '../../src/config/schema.js';
+import { defaultConfig, type Config } from '../../src/config/schema.js';
+import { isManagedListener } from '../../src/config/managed.js';
 import { parsePasswd } from '../../src/auth/passwd.js';
 import {
   K8S_DIR,
