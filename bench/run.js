@@ -48,7 +48,7 @@ const connectSeconds = num('BENCH_CONNECT_SECONDS', quick ? 1 : 4);
 const connectWarmupMs = num('BENCH_CONNECT_WARMUP_MS', quick ? 300 : 5000);
 const verify = env.BENCH_VERIFY === '1';
 const genNodeFlags = (env.BENCH_GEN_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
-const brokerNames = list('BENCH_BROKERS', 'ours,mosquitto');
+const brokerNames = list('BENCH_BROKERS', 'ours,mosquitto,floor');
 const latencyDump = process.env.BENCH_LATENCY_DUMP || undefined;
 const resultsDir = env.BENCH_RESULTS_DIR ?? join(here, 'results');
 const pin = env.BENCH_PIN !== '0' && tools.taskset && os.availableParallelism() >= 2;
