@@ -102,7 +102,7 @@ export function parsePasswdArgs(argv: readonly string[]): PasswdArgs {
   const hash: HashChoice = { kind: o.kind, iterations: o.iterations };
   const positional = (count: number, missing: string): string[] => {
     if (rest.length < count) throw new UsageError(missing);
-    if (rest.length > count) throw new UsageError(`Error: Too many arguments, from '${rest[count] as string}'.`);
+    if (rest.length > count) throw new UsageError(`Error: Too many arguments; the first one too many is '${rest[count] as string}'.`);
     return rest;
   };
   if (o.upgrade) {
