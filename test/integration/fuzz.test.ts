@@ -17,8 +17,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { startTestBroker, USERS, type TestBroker } from '../support/broker.js';
+import { connectMqtt, type ConnectOptions } from '../support/clients.js';
 import {
   checkOutcome,
   describeOutcome,
@@ -43,39 +44,6 @@ const HEAP_LIMIT_MIB = Number(process.env.FUZZ_HEAP_LIMIT_MIB ?? 16);
 
 // ---------------------------------------------------------------------------------------------------------
 // The broker under test and what we watch on it.
-
-interface ConnectOptions extends Partial<IClientOptions> {
-  port: number;
-  ca?: string | Buffer;
-  tls?: boolean;
-}
-
-/**
- * A plain mqtt.js client (not test/support/clients.ts's connectMqtt, which keeps every message for a later
- * collectMessages: a bystander that lives through thousands of cases would hold them all).
- */
-function connectClient(options: ConnectOptions): Promise<MqttClient> {
-  const { port, ca, tls = true, ...rest } = options;
-  const client = mqtt.connect({
-    host: '127.0.0.1',
-    port,
-    protocol: tls ? 'mqtts' : 'mqtt',
-    ...(ca === undefined ? {} : { ca }),
-    servername: 'localhost',
-    rejectUnauthorized: true,
-    reconnectPeriod: 0,
-    connectTimeout: 10_000,
-    ...rest,
-  });
-  return new Promise((resolve, reject) => {
-    client.once('connect', () => resolve(client));
-    client.once('error', (err) => {
-      client.end(true);
-      reject(err);
-    });
-    client.once('close', () => reject(new Error('connection closed before CONNACK')));
-  });
-}
 
 interface BrokerStats {
   connected: number;
@@ -151,8 +119,8 @@ class Bystanders {
 
   static async start(target: Target): Promise<Bystanders> {
     const auth = { username: 'bob', password: USERS.bob };
-    const v5 = await connectClient({ ...target.bystander.v5, ...auth, clientId: `bystander-v5-${process.pid}` });
-    const v4 = await connectClient({ ...target.bystander.v4, ...auth, clientId: `bystander-v4-${process.pid}` });
+    const v5 = await connectMqtt({ keepEarly: false, ...target.bystander.v5, ...auth, clientId: `bystander-v5-${process.pid}` });
+    const v4 = await connectMqtt({ keepEarly: false, ...target.bystander.v4, ...auth, clientId: `bystander-v4-${process.pid}` });
     for (const c of [v5, v4]) await c.subscribeAsync({ 'bystand/#': { qos: 1 }, 'fuzz/#': { qos: 0 } });
     return new Bystanders(v5, v4);
   }
@@ -298,7 +266,7 @@ describe('a QoS 0 publisher sending 2048-byte messages 20 ms apart [facts]', () 
   it.each(variants)('MQTT v%i (TLS: %s, CONNACK awaited: %s) stays connected and every message is delivered', async (version, tls, awaitConnack) => {
     const count = 10;
     const tag = `${version}-${tls}-${awaitConnack}`;
-    const sub = await connectClient({ ...target.bystander.v4, username: 'bob', password: USERS.bob, clientId: `q0-sub-${tag}` });
+    const sub = await connectMqtt({ keepEarly: false, ...target.bystander.v4, username: 'bob', password: USERS.bob, clientId: `q0-sub-${tag}` });
     await sub.subscribeAsync('q0/x', { qos: 0 });
     const sizes: number[] = [];
     sub.on('message', (_t, payload) => sizes.push(payload.length));
@@ -384,7 +352,7 @@ describe(`random mutations (seed ${SEED}, ${CASES} cases, ${LANES} at a time)`, 
       expect(growth, 'heap growth (MiB) from the first batch to the end').toBeLessThan(gc ? HEAP_LIMIT_MIB : HEAP_LIMIT_MIB * 4);
     }
     // The broker still accepts new clients.
-    const fresh = await connectClient({ ...target.bystander.v5, username: 'cam', password: USERS.cam, clientId: 'after-fuzz' });
+    const fresh = await connectMqtt({ keepEarly: false, ...target.bystander.v5, username: 'cam', password: USERS.cam, clientId: 'after-fuzz' });
     expect(fresh.connected).toBe(true);
     await fresh.endAsync();
   });

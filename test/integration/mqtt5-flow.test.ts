@@ -10,7 +10,8 @@ import type { MqttClient } from 'mqtt';
 import type { IPublishPacket } from 'mqtt-packet';
 import { connectMqtt, mosquittoArgs, startMosquittoSub } from '../support/clients.js';
 import { startTestBroker, USERS, type TestBroker } from '../support/broker.js';
-import { closedClient, collectPublishes, connectV5, mosquittoV5Args, nextDisconnect, publishesDuring, RawMqtt, RC, runPahoV5, type V5Connection, type V5Options } from '../support/mqtt5.js';
+import { publishesDuring } from '../support/clients.js';
+import { closedClient, collectPublishes, connectV5, mosquittoV5Args, nextDisconnect, RawMqtt, RC, runPahoV5, type V5Connection, type V5Options } from '../support/mqtt5.js';
 
 /** Default limits (maxInflightMessages 20, no maxPacketSize). */
 let broker: TestBroker;

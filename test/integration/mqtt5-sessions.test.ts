@@ -8,14 +8,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { rename, writeFile } from 'node:fs/promises';
 import type { MqttClient } from 'mqtt';
 import { hashPassword } from '../../src/auth/passwd.js';
-import { connectMqtt } from '../support/clients.js';
+import { connectMqtt, publishesDuring } from '../support/clients.js';
 import { PASSWD, processBrokerConfig, spawnBroker, startTestBroker, USERS, type SpawnedBroker, type TestBroker } from '../support/broker.js';
 import {
   closedClient,
   collectPublishes,
   connectV5,
   nextDisconnect,
-  publishesDuring,
   RawMqtt,
   RC,
   runPahoV5,

@@ -1,7 +1,7 @@
 /** Real MQTT clients for the tests: mqtt.js in-process, Debian's mosquitto_pub/sub and python3 paho-mqtt. */
 import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 
 export interface ConnectOptions extends Partial<IClientOptions> {
   port: number;
@@ -10,11 +10,16 @@ export interface ConnectOptions extends Partial<IClientOptions> {
   servername?: string;
   /** A TLS session (ticket) to resume; mqtt.js hands it to tls.connect. */
   session?: Buffer;
+  /**
+   * Keep messages that arrive before the test's first collectMessages/messagesDuring (default true). A
+   * bystander that lives through thousands of messages and is never asked for them passes false.
+   */
+  keepEarly?: boolean;
 }
 
 /** Connect with mqtt.js; rejects with the CONNACK error (e.g. 'Connection refused: Not authorized'). */
 export function connectMqtt(options: ConnectOptions): Promise<MqttClient> {
-  const { port, ca, tls = true, servername = 'localhost', ...rest } = options;
+  const { port, ca, tls = true, servername = 'localhost', keepEarly = true, ...rest } = options;
   const client = mqtt.connect({
     host: '127.0.0.1',
     port,
@@ -29,12 +34,14 @@ export function connectMqtt(options: ConnectOptions): Promise<MqttClient> {
   });
   // Messages can arrive in the same read as CONNACK (a resumed session's queue), before the caller could
   // attach a listener: keep them for the first collectMessages/messagesDuring on this client.
-  const early: EarlyMessage[] = [];
-  const keep = (topic: string, payload: Buffer, packet: { qos: number; retain: boolean }): void => {
-    early.push({ topic, payload, packet });
-  };
-  client.on('message', keep);
-  earlyMessages.set(client, { early, keep });
+  if (keepEarly) {
+    const early: EarlyMessage[] = [];
+    const keep = (topic: string, payload: Buffer, packet: IPublishPacket): void => {
+      early.push({ topic, payload, packet });
+    };
+    client.on('message', keep);
+    earlyMessages.set(client, { early, keep });
+  }
   return new Promise((resolve, reject) => {
     client.once('connect', () => resolve(client));
     client.once('error', (err) => {
@@ -48,9 +55,9 @@ export function connectMqtt(options: ConnectOptions): Promise<MqttClient> {
 interface EarlyMessage {
   topic: string;
   payload: Buffer;
-  packet: { qos: number; retain: boolean };
+  packet: IPublishPacket;
 }
-const earlyMessages = new WeakMap<MqttClient, { early: EarlyMessage[]; keep: (topic: string, payload: Buffer, packet: { qos: number; retain: boolean }) => void }>();
+const earlyMessages = new WeakMap<MqttClient, { early: EarlyMessage[]; keep: (topic: string, payload: Buffer, packet: IPublishPacket) => void }>();
 
 /**
  * Messages that arrived before the first listener of a test, in order, at most `max`; each is handed out
@@ -76,7 +83,7 @@ export function collectMessages(
   const got: { topic: string; payload: string; qos: number; retain: boolean }[] = [];
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`got ${got.length} of ${count} messages: ${JSON.stringify(got)}`)), timeoutMs);
-    const onMessage = (topic: string, payload: Buffer, packet: { qos: number; retain: boolean }): void => {
+    const onMessage = (topic: string, payload: Buffer, packet: IPublishPacket): void => {
       got.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain });
       if (got.length === count) {
         clearTimeout(timer);
@@ -90,12 +97,16 @@ export function collectMessages(
 }
 
 /** Wait `ms` and return the messages that arrived meanwhile (to show that something did NOT arrive). */
-export function messagesDuring(client: MqttClient, ms: number): Promise<string[]> {
-  const got: string[] = [];
-  const onMessage = (topic: string, payload: Buffer): void => {
-    got.push(`${topic}:${payload.toString()}`);
+export async function messagesDuring(client: MqttClient, ms: number): Promise<string[]> {
+  return (await publishesDuring(client, ms)).map((p) => `${p.topic}:${p.payload.toString()}`);
+}
+
+/** Wait `ms` and return the PUBLISH packets that arrived meanwhile (with their v5 properties). */
+export function publishesDuring(client: MqttClient, ms: number): Promise<IPublishPacket[]> {
+  const got: IPublishPacket[] = takeEarly(client).map((m) => m.packet);
+  const onMessage = (_topic: string, _payload: Buffer, packet: IPublishPacket): void => {
+    got.push(packet);
   };
-  for (const m of takeEarly(client)) onMessage(m.topic, m.payload);
   client.on('message', onMessage);
   return new Promise((resolve) =>
     setTimeout(() => {

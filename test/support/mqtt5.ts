@@ -171,20 +171,6 @@ export function collectPublishes(client: MqttClient, count: number, timeoutMs = 
   });
 }
 
-/** The PUBLISH packets `client` receives during the next `ms` (to show that something did NOT arrive). */
-export function publishesDuring(client: MqttClient, ms: number): Promise<IPublishPacket[]> {
-  const got: IPublishPacket[] = [];
-  const onMessage = (_topic: string, _payload: Buffer, packet: IPublishPacket): void => {
-    got.push(packet);
-  };
-  client.on('message', onMessage);
-  return new Promise((resolve) =>
-    setTimeout(() => {
-      client.off('message', onMessage);
-      resolve(got);
-    }, ms),
-  );
-}
 
 /** Resolve once `client`'s connection is closed (by either side). */
 export function closedClient(client: MqttClient, timeoutMs = 10_000): Promise<void> {
@@ -334,14 +320,7 @@ export class RawMqtt {
       if (this.isClosed) throw new Error(`connection closed while waiting for ${cmd}; got ${this.summary()}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no ${cmd} within ${timeoutMs} ms; got ${this.summary()}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, left);
-        function done(): void {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.waiters.add(done);
-      });
+      await this.nextPacketOr(left);
     }
   }
 
@@ -352,15 +331,22 @@ export class RawMqtt {
       if (this.isClosed) throw new Error(`connection closed while waiting for ${what}; got ${this.summary()}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out waiting for ${what}; got ${this.summary()}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, left);
-        function done(): void {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.waiters.add(done);
-      });
+      await this.nextPacketOr(left);
     }
+  }
+
+  /** Resolves when the next packet arrives (or the socket closes), or after `ms`. */
+  private nextPacketOr(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      const waiters = this.waiters;
+      function done(): void {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
+      }
+      waiters.add(done);
+    });
   }
 
   /** Wait for the socket to close; rejects after `timeoutMs`. */
